@@ -1,0 +1,54 @@
+# The two commands users need: `make repro` (the pipeline) and `make test` (the suite).
+# Both create .venv if it is missing and install the pinned lock, so nothing is installed by hand.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# tensorflow-cpu on Linux x86-64 (the lock's platform); `make repro TF_PACKAGE=tensorflow` for GPUs and macOS.
+TF_PACKAGE ?= tensorflow-cpu
+STAMP := $(VENV)/.installed-$(TF_PACKAGE)
+UI_HOST ?= 127.0.0.1
+UI_PORT ?= 5000
+
+# Stages call plain `python` and `dvc`: put the venv first so they are the pinned ones.
+export PATH := $(abspath $(BIN)):$(PATH)
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: install repro test test-all bench ui lock clean-venv
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip==26.3"
+	sed 's/^tensorflow_cpu==/$(subst -,_,$(TF_PACKAGE))==/' requirements.lock > $(VENV)/requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r $(VENV)/requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+repro: $(STAMP)
+	$(BIN)/dvc repro
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -m ""
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+ui: $(STAMP)
+	@echo "MLflow UI: http://$(UI_HOST):$(UI_PORT)  (database: $(abspath mlflow.db))"
+	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(abspath mlflow.db)" --host $(UI_HOST) --port $(UI_PORT)
+
+# Re-pin every dependency from pyproject.toml's ranges into requirements.lock.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet "pip==26.3" setuptools && .lock-venv/bin/python -m pip install --quiet ".[test]"
+	{ sed -n '1,3p' requirements.lock; .lock-venv/bin/python -m pip freeze --all --exclude-editable | grep -v -e "^filterlab" -e "^pip=="; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock && rm -rf .lock-venv
+
+clean-venv:
+	rm -rf $(VENV)

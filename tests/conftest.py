@@ -1,0 +1,54 @@
+"""Shared fixtures: tiny real digits, a tiny prepared npz, and an isolated MLflow store.
+
+Everything here is network-free and small, so tests shrink the real configuration
+(tiny data, 1 epoch) instead of mocking it.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def bundled_digits():
+    """The bundled subset's images (uint8, N×28×28) and labels, read once per session."""
+    from filterlab import bundled
+
+    return bundled.load()
+
+
+@pytest.fixture
+def tiny_prepared(bundled_digits):
+    """A `Prepared` of 300 real bundled digits: 200 train, 50 val, 50 test."""
+    from filterlab.dataset import Prepared, scale
+
+    images, labels = bundled_digits
+    rng = np.random.default_rng(0)
+    order = rng.permutation(labels.size)[:300]
+    x, y = scale(images[order]), labels[order].astype(np.int64)
+    return Prepared(
+        x_train=x[:200], y_train=y[:200], x_val=x[200:250], y_val=y[200:250], x_test=x[250:], y_test=y[250:],
+        source="bundled", raw_sha256="0" * 64,
+    )
+
+
+@pytest.fixture
+def tiny_npz(tmp_path, tiny_prepared):
+    """`tiny_prepared` saved where a stage would read `data/prepared/mnist.npz`."""
+    from filterlab.dataset import save_prepared
+
+    path = tmp_path / "data" / "prepared" / "mnist.npz"
+    save_prepared(path, tiny_prepared)
+    return path
+
+
+@pytest.fixture
+def mlflow_uri(tmp_path, monkeypatch):
+    """A fresh sqlite tracking store per test, named through the environment as users would."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("FILTERLAB_SWEEP_ID", "test-sweep")
+    return uri
