@@ -24,6 +24,8 @@ def replacing(path: str | os.PathLike, mode: str = "wb") -> Iterator[io.IOBase]:
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
+        # mkstemp makes the file 0600; give it the mode a plain open() would have.
+        os.chmod(tmp_name, 0o666 & ~_umask())
         with os.fdopen(handle, mode) as stream:
             yield stream
             stream.flush()
@@ -33,6 +35,12 @@ def replacing(path: str | os.PathLike, mode: str = "wb") -> Iterator[io.IOBase]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:

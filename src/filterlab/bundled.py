@@ -35,8 +35,12 @@ def sha256(path: Path | None = None) -> str:
 def load(path: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Images as uint8 (N, 28, 28) and labels as uint8 (N,), in file order."""
     path = path or csv_path()
-    with gzip.open(path, "rt") as stream:
-        table = np.loadtxt(stream, delimiter=",", dtype=np.int64)
+    try:
+        with gzip.open(path, "rt") as stream:
+            # ndmin=2: a one-row file must still be a table, not a flat vector.
+            table = np.loadtxt(stream, delimiter=",", dtype=np.int64, ndmin=2)
+    except (OSError, EOFError, ValueError) as error:
+        raise DataError(f"{path}: not a readable gzip CSV of integers ({error})") from None
     if table.ndim != 2 or table.shape[1] != PIXELS + 1:
         raise DataError(f"{path}: expected rows of {PIXELS + 1} values, got shape {table.shape}")
     pixels, labels = table[:, :PIXELS], table[:, PIXELS]

@@ -1,13 +1,18 @@
 """The prepared dataset: stratified splits, and the `mnist.npz` every training stage reads.
 
-`split_and_scale` is pure (arrays in, arrays out). `save_prepared` writes the npz
+`split_and_scale` is pure (arrays in, arrays out). `load_manifest` reads the download
+stage's manifest.json and checks the raw files against it. `save_prepared` writes the npz
 through a temp file; `load_prepared` reads it without pickle and checks its keys.
 Besides the six arrays the npz carries two 0-d string arrays: `source` (where the
 digits came from) and `raw_sha256` (one digest over the raw files), for tracking.
 """
 
+import hashlib
+import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -55,6 +60,65 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
 def scale(images: np.ndarray) -> np.ndarray:
     """uint8 (N, 28, 28) → float32 (N, 28, 28, 1) in [0, 1]."""
     return (images.astype(np.float32) / 255.0)[..., np.newaxis]
+
+
+def split_and_scale(
+    train: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray] | None,
+    *,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    source: str,
+    raw_sha256: str,
+) -> Prepared:
+    """uint8 images and labels → a scaled `Prepared`; `test` None holds out a stratified test set.
+
+    The validation split always comes from the training images (seeded with `seed`); the
+    test hold-out, when needed, is drawn first with `seed + 1` so the two draws differ.
+    """
+    images, labels = train
+    if test is None:
+        kept, held = stratified_split(labels, test_fraction, seed + 1)
+        test = (images[held], labels[held])
+        images, labels = images[kept], labels[kept]
+    kept, held = stratified_split(labels, val_fraction, seed)
+    return Prepared(
+        x_train=scale(images[kept]), y_train=labels[kept].astype(np.int64),
+        x_val=scale(images[held]), y_val=labels[held].astype(np.int64),
+        x_test=scale(test[0]), y_test=np.asarray(test[1]).astype(np.int64),
+        source=source, raw_sha256=raw_sha256,
+    )
+
+
+def raw_digest(files: Mapping[str, Mapping]) -> str:
+    """One SHA-256 naming the exact raw data: over the files' digests, in name order."""
+    text = "".join(f"{name} {files[name]['sha256']}\n" for name in sorted(files))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def load_manifest(raw_dir: str | os.PathLike) -> dict:
+    """The download stage's manifest.json, after checking every listed file's size and sha256."""
+    path = Path(raw_dir) / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: not found; run `dvc repro download`") from None
+    except ValueError as error:
+        raise DataError(f"{path}: not valid JSON ({error})") from None
+    missing = {"source", "url", "files", "test_split"} - set(manifest if isinstance(manifest, dict) else ())
+    if missing:
+        raise DataError(f"{path}: not a download manifest; missing {', '.join(sorted(missing))}")
+    if manifest["source"] not in ("remote", "mirror", "bundled"):
+        raise DataError(f"{path}: unknown source {manifest['source']!r}")
+    for name, entry in manifest["files"].items():
+        try:
+            payload = (Path(raw_dir) / name).read_bytes()
+        except FileNotFoundError:
+            raise DataError(f"{Path(raw_dir) / name}: listed in manifest.json but missing") from None
+        if len(payload) != entry["bytes"] or hashlib.sha256(payload).hexdigest() != entry["sha256"]:
+            raise DataError(f"{Path(raw_dir) / name}: does not match manifest.json; re-run `dvc repro download`")
+    return manifest
 
 
 def save_prepared(path: str | os.PathLike, data: Prepared) -> None:

@@ -1,0 +1,44 @@
+"""Stage `download`: reads params.yaml's `data` section (and MNIST_MIRROR); writes data/raw/.
+
+data/raw/ receives the MNIST IDX `.gz` files and manifest.json (source, mirror URL, each
+file's sha256 and size, image counts). Everything is assembled in a hidden staging folder
+beside the output and swapped in at the end, so a failed run leaves the old folder intact.
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from filterlab import atomic, raw, stage
+from filterlab.params import load_section, read_params
+from filterlab.sections import DataParams
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", required=True, help="params.yaml")
+    parser.add_argument("--out", required=True, type=Path, help="folder for the raw files (data/raw)")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    params = load_section(read_params(args.params), "data", DataParams)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=args.out.parent, prefix=f".{args.out.name}.", suffix=".tmp"))
+    try:
+        manifest, warning = raw.obtain(params, staging, env_mirror=os.environ.get("MNIST_MIRROR") or None)
+        if warning:
+            print(warning, file=sys.stderr)
+        atomic.write_json(staging / "manifest.json", manifest)
+        raw.install_directory(staging, args.out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(f"{args.out}: MNIST from {manifest['source']}, image counts {manifest['counts']}")
+
+
+if __name__ == "__main__":
+    stage.run(main)

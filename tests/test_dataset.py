@@ -1,0 +1,104 @@
+"""filterlab.dataset: stratified splits, scaling, the raw manifest check and the npz round trip."""
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from filterlab import atomic, dataset
+from filterlab.errors import DataError
+
+
+def test_stratified_split_holds_out_each_class_in_proportion():
+    labels = np.repeat(np.arange(10), [50, 40, 30, 20, 10, 50, 40, 30, 20, 10])
+    kept, held = dataset.stratified_split(labels, 0.2, seed=3)
+    assert np.bincount(labels[held]).tolist() == [10, 8, 6, 4, 2, 10, 8, 6, 4, 2]
+    assert np.intersect1d(kept, held).size == 0 and np.union1d(kept, held).tolist() == list(range(labels.size))
+    again, _ = dataset.stratified_split(labels, 0.2, seed=3)
+    other, _ = dataset.stratified_split(labels, 0.2, seed=4)
+    np.testing.assert_array_equal(kept, again)
+    assert not np.array_equal(kept, other)
+
+
+def test_stratified_split_refuses_a_class_too_small_to_split():
+    with pytest.raises(DataError, match="class 1 has 1 images"):
+        dataset.stratified_split(np.array([0, 0, 0, 1]), 0.5, seed=0)
+
+
+def test_scale_maps_bytes_to_unit_floats_with_a_channel():
+    scaled = dataset.scale(np.array([[[0, 255], [51, 102]]], dtype=np.uint8))
+    assert scaled.dtype == np.float32 and scaled.shape == (1, 2, 2, 1)
+    np.testing.assert_allclose(scaled[0, :, :, 0], [[0.0, 1.0], [0.2, 0.4]], rtol=1e-6)
+
+
+def test_split_and_scale_without_test_set_holds_one_out_first():
+    images = np.arange(40, dtype=np.uint8)[:, None, None] * np.ones((1, 28, 28), np.uint8)
+    labels = np.arange(40, dtype=np.uint8) % 2
+    data = dataset.split_and_scale((images, labels), None, val_fraction=0.1, test_fraction=0.25, seed=5,
+                                   source="bundled", raw_sha256="f" * 64)
+    assert [data.counts()[split]["total"] for split in dataset.SPLITS] == [26, 4, 10]
+    ids = [set(np.rint(getattr(data, f"x_{split}")[:, 0, 0, 0] * 255).astype(int)) for split in dataset.SPLITS]
+    assert set.union(*ids) == set(range(40)) and sum(len(part) for part in ids) == 40
+    assert data.y_train.dtype == np.int64 and data.source == "bundled"
+
+
+def test_raw_digest_depends_on_every_file_digest_not_on_order():
+    files = {"b": {"sha256": "2" * 64}, "a": {"sha256": "1" * 64}}
+    digest = dataset.raw_digest(files)
+    assert digest == dataset.raw_digest(dict(reversed(list(files.items()))))
+    assert digest != dataset.raw_digest({**files, "b": {"sha256": "3" * 64}})
+    assert len(digest) == 64
+
+
+def _raw(tmp_path, **override):
+    payload = b"raw bytes"
+    (tmp_path / "file.gz").write_bytes(payload)
+    manifest = {"source": "remote", "url": None, "test_split": "t10k",
+                "files": {"file.gz": {"sha256": hashlib.sha256(payload).hexdigest(), "bytes": len(payload)}}}
+    manifest.update(override)
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    return manifest
+
+
+def test_load_manifest_checks_the_files_it_lists(tmp_path):
+    manifest = _raw(tmp_path)
+    assert dataset.load_manifest(tmp_path) == manifest
+    (tmp_path / "file.gz").write_bytes(b"raw bytez")
+    with pytest.raises(DataError, match=r"file\.gz: does not match manifest\.json"):
+        dataset.load_manifest(tmp_path)
+    (tmp_path / "file.gz").unlink()
+    with pytest.raises(DataError, match="listed in manifest.json but missing"):
+        dataset.load_manifest(tmp_path)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "not found; run `dvc repro download`"),
+    ("{not json", "not valid JSON"),
+    ('{"source": "remote"}', "missing files, test_split, url"),
+    ('{"source": "ftp", "url": null, "files": {}, "test_split": "t10k"}', "unknown source 'ftp'"),
+])
+def test_load_manifest_refuses_bad_manifests(tmp_path, content, message):
+    if content is not None:
+        (tmp_path / "manifest.json").write_text(content)
+    with pytest.raises(DataError, match=message.replace("(", r"\(")):
+        dataset.load_manifest(tmp_path)
+
+
+def test_prepared_round_trip_without_pickle(tmp_path, tiny_prepared):
+    path = tmp_path / "mnist.npz"
+    dataset.save_prepared(path, tiny_prepared)
+    loaded = dataset.load_prepared(path)
+    for split in dataset.SPLITS:
+        np.testing.assert_array_equal(getattr(loaded, f"x_{split}"), getattr(tiny_prepared, f"x_{split}"))
+        np.testing.assert_array_equal(getattr(loaded, f"y_{split}"), getattr(tiny_prepared, f"y_{split}"))
+    assert (loaded.source, loaded.raw_sha256) == ("bundled", "0" * 64)
+    assert loaded.counts()["train"]["total"] == 200
+
+
+def test_load_prepared_names_what_is_missing(tmp_path):
+    with pytest.raises(DataError, match="run `dvc repro prepare`"):
+        dataset.load_prepared(tmp_path / "absent.npz")
+    atomic.save_npz(tmp_path / "partial.npz", x_train=np.zeros((1, 28, 28, 1), np.float32))
+    with pytest.raises(DataError, match="missing arrays y_train"):
+        dataset.load_prepared(tmp_path / "partial.npz")

@@ -1,0 +1,269 @@
+"""filterlab.download, filterlab.raw.obtain and the download stage, against loopback mirrors (no network).
+
+Generated MNIST-shaped files with their own digests stand in for the real ones through
+the injectable `expected` table; the stage itself is run offline, where it must fall
+back to the bundled subset (auto) or fail cleanly (remote).
+"""
+
+import hashlib
+import http.server
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from filterlab import download, idx, raw
+from filterlab.errors import DownloadError
+from filterlab.sections import DataParams
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = b"<!doctype html><html><body><h1>503 Service Unavailable</h1></body></html>"
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch):
+    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="module")
+def files():
+    """name → bytes of four small, valid MNIST-named IDX files (30 train and 10 test digits)."""
+    rng = np.random.default_rng(1)
+    result = {}
+    for split, count in (("train", 30), ("t10k", 10)):
+        arrays = {"images": rng.integers(0, 256, (count, 28, 28), dtype=np.uint8),
+                  "labels": np.arange(count, dtype=np.uint8) % 10}
+        for kind, array in arrays.items():
+            result[idx.file_name(split, kind)] = idx.gzip_bytes(idx.encode(array))
+    return result
+
+
+@pytest.fixture(scope="module")
+def expected(files):
+    return {name: download.Expected(hashlib.sha256(data).hexdigest(), len(data)) for name, data in files.items()}
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        name = self.path.rsplit("/", 1)[-1]
+        self.server.requests.append(name)
+        answer = self.server.routes.get(name, 404)
+        if answer == 404:
+            self.send_error(404)
+        elif isinstance(answer, tuple) and answer[0] == "cut":
+            # Announce the whole file, send half, hang up: a connection lost mid-transfer.
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(answer[1])))
+            self.end_headers()
+            self.wfile.write(answer[1][: len(answer[1]) // 2])
+            self.close_connection = True
+        else:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def mirror():
+    """Factory: serve `routes` (name → bytes | 404 | ("cut", bytes)) on 127.0.0.1; returns (url, requests)."""
+    servers = []
+
+    def start(routes):
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        server.routes, server.requests = routes, []
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_port}/mnist/", server.requests
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def closed_port_url():
+    """A loopback URL nothing listens on: connections are refused at once, like an offline machine."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/mnist/"
+
+
+def _params(source, mirrors, retries=1):
+    return DataParams(source=source, mirrors=tuple(mirrors), timeout_seconds=5.0, retries=retries)
+
+
+def _leftovers(directory):
+    return sorted(path.name for path in Path(directory).iterdir() if path.name.startswith("."))
+
+
+def test_good_mirror_delivers_verified_files(tmp_path, mirror, files, expected):
+    url, requests = mirror(dict(files))
+    landed = download.fetch_all([url], tmp_path, expected, timeout=5, retries=0, progress=False)
+    assert sorted(landed) == sorted(files)
+    for name, data in files.items():
+        assert (tmp_path / name).read_bytes() == data
+        assert landed[name] == {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "url": url}
+    assert sorted(requests) == sorted(files)
+    assert _leftovers(tmp_path) == []
+
+
+def test_progress_bar_goes_to_stderr_only_when_asked(tmp_path, mirror, files, expected, capsys):
+    url, _ = mirror(dict(files))
+    download.fetch_all([url], tmp_path / "quiet", expected, timeout=5, retries=0, progress=False)
+    assert capsys.readouterr() == ("", "")
+    download.fetch_all([url], tmp_path / "shown", expected, timeout=5, retries=0, progress=True)
+    captured = capsys.readouterr()
+    assert captured.out == "" and "B/s" in captured.err
+    assert all(f"{name}:" in captured.err for name in files)
+
+
+def test_wrong_files_never_land_and_the_next_mirror_is_tried(tmp_path, mirror, files, expected):
+    labels = bytearray(files["train-labels-idx1-ubyte.gz"])
+    labels[-9] ^= 0xFF  # same size, wrong checksum
+    bad_url, bad_requests = mirror({
+        "train-images-idx3-ubyte.gz": files["train-images-idx3-ubyte.gz"],
+        "train-labels-idx1-ubyte.gz": bytes(labels),
+        "t10k-images-idx3-ubyte.gz": HTML,
+    })
+    good_url, good_requests = mirror(dict(files))
+    sleeps = []
+    landed = download.fetch_all([bad_url, good_url], tmp_path, expected, timeout=5, retries=2, progress=False,
+                                sleep=sleeps.append)
+    for name, data in files.items():
+        assert (tmp_path / name).read_bytes() == data
+    assert landed["train-images-idx3-ubyte.gz"]["url"] == bad_url
+    assert {landed[name]["url"] for name in files if name != "train-images-idx3-ubyte.gz"} == {good_url}
+    # A wrong answer is not worth a retry: each file was asked of the bad mirror once.
+    assert sorted(bad_requests) == sorted(files) and sleeps == []
+    assert sorted(good_requests) == sorted(set(files) - {"train-images-idx3-ubyte.gz"})
+    assert _leftovers(tmp_path) == []
+
+
+def test_cut_connection_is_retried_with_backoff_then_the_mirror_is_skipped(tmp_path, mirror, files, expected):
+    flaky_url, flaky_requests = mirror({name: ("cut", data) for name, data in files.items()})
+    good_url, _ = mirror(dict(files))
+    sleeps = []
+    landed = download.fetch_all([flaky_url, good_url], tmp_path, expected, timeout=5, retries=2, progress=False,
+                                sleep=sleeps.append)
+    assert {entry["url"] for entry in landed.values()} == {good_url}
+    # Three tries of the first file, then the unreachable mirror is not asked again.
+    assert flaky_requests == ["train-images-idx3-ubyte.gz"] * 3
+    assert sleeps == [download.BACKOFF_SECONDS, 2 * download.BACKOFF_SECONDS]
+    assert _leftovers(tmp_path) == []
+
+
+def test_unknown_host_is_not_retried(tmp_path, monkeypatch, expected):
+    lookups = []
+
+    def no_dns(host, *args, **kwargs):
+        lookups.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    sleeps = []
+    with pytest.raises(DownloadError, match=r"mnist\.example\.invalid/: unreachable \(host not found"):
+        download.fetch_all(["https://mnist.example.invalid/"], tmp_path, expected, timeout=5, retries=2,
+                           progress=False, sleep=sleeps.append)
+    assert lookups == ["mnist.example.invalid"] and sleeps == []
+
+
+def test_failure_removes_everything_this_call_landed(tmp_path, mirror, files, expected):
+    url, _ = mirror({"train-images-idx3-ubyte.gz": files["train-images-idx3-ubyte.gz"]})
+    with pytest.raises(DownloadError, match=r"no mirror delivered a verified train-labels-idx1-ubyte\.gz.*HTTP 404"):
+        download.fetch_all([url], tmp_path, expected, timeout=5, retries=0, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_auto_offline_falls_back_to_the_bundled_subset(tmp_path, closed_port_url, expected):
+    manifest, warning = raw.obtain(_params("auto", [closed_port_url]), tmp_path, expected=expected,
+                                        progress=False, sleep=lambda seconds: None)
+    assert warning.startswith("WARNING: no MNIST mirror reachable; using the bundled 5,000-digit subset")
+    assert "\n" not in warning and closed_port_url in warning
+    assert manifest["source"] == "bundled" and manifest["test_split"] == "stratified hold-out of train"
+    assert manifest["counts"] == {"train": 5000, "test": None}
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(manifest["files"])
+    images = idx.read_images(tmp_path / "train-images-idx3-ubyte.gz")
+    assert images.shape == (5000, 28, 28) and images.max() == 255
+
+
+def test_remote_offline_fails_clearly_and_leaves_nothing(tmp_path, closed_port_url, expected):
+    with pytest.raises(DownloadError, match=r"unreachable.*data\.source is 'remote'"):
+        raw.obtain(_params("remote", [closed_port_url]), tmp_path, expected=expected, progress=False,
+                        sleep=lambda seconds: None)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_mnist_mirror_directory_is_tried_first(tmp_path, closed_port_url, files, expected):
+    own_copy = tmp_path / "my mnist"
+    own_copy.mkdir()
+    for name, data in files.items():
+        (own_copy / name).write_bytes(data)
+    dest = tmp_path / "raw"
+    dest.mkdir()
+    manifest, warning = raw.obtain(_params("remote", [closed_port_url]), dest, env_mirror=str(own_copy),
+                                        expected=expected, progress=False)
+    assert warning is None
+    assert manifest["source"] == "mirror" and manifest["url"] == own_copy.as_uri() + "/"
+    assert manifest["counts"] == {"train": 30, "test": 10} and manifest["test_split"] == "t10k"
+    assert all((dest / name).read_bytes() == data for name, data in files.items())
+
+
+def test_mnist_mirror_url_is_tried_before_the_configured_mirrors(tmp_path, mirror, files, expected):
+    own_url, own_requests = mirror(dict(files))
+    configured_url, configured_requests = mirror(dict(files))
+    manifest, _ = raw.obtain(_params("auto", [configured_url]), tmp_path, env_mirror=own_url,
+                                  expected=expected, progress=False)
+    assert manifest["source"] == "mirror" and manifest["url"] == own_url
+    assert sorted(own_requests) == sorted(files) and configured_requests == []
+
+
+def test_mirror_url_turns_folders_into_file_urls(tmp_path):
+    assert download.mirror_url(str(tmp_path)) == tmp_path.as_uri() + "/"
+    assert download.mirror_url("https://example.org/mnist/") == "https://example.org/mnist/"
+
+
+def _run_stage(tmp_path, source, mirror_url, out):
+    text = (ROOT / "params.yaml").read_text()
+    params = tmp_path / "params.yaml"
+    params.write_text(text.replace("source: auto", f"source: {source}").replace(
+        "https://storage.googleapis.com/cvdf-datasets/mnist/", mirror_url).replace(
+        "https://ossci-datasets.s3.amazonaws.com/mnist/", mirror_url))
+    env = {key: value for key, value in os.environ.items() if "proxy" not in key.lower() and key != "MNIST_MIRROR"}
+    return subprocess.run([sys.executable, str(ROOT / "pipeline" / "download.py"), "--params", str(params),
+                           "--out", str(out)], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_stage_offline_auto_warns_once_and_writes_the_bundled_folder(tmp_path, closed_port_url):
+    out = tmp_path / "data" / "raw"
+    result = _run_stage(tmp_path, "auto", closed_port_url, out)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("WARNING: no MNIST mirror reachable")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["source"] == "bundled" and len(manifest["bundled_csv_sha256"]) == 64
+    assert sorted(path.name for path in out.iterdir()) == sorted([*manifest["files"], "manifest.json"])
+    assert _leftovers(out.parent) == []
+
+
+def test_stage_remote_offline_exits_with_one_line_and_keeps_the_old_folder(tmp_path, closed_port_url):
+    out = tmp_path / "data" / "raw"
+    out.mkdir(parents=True)
+    (out / "marker").write_text("previous run")
+    result = _run_stage(tmp_path, "remote", closed_port_url, out)
+    assert result.returncode == 1
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("error: no mirror delivered")
+    assert "Traceback" not in result.stderr
+    assert sorted(path.name for path in out.iterdir()) == ["marker"]
+    assert _leftovers(out.parent) == []
