@@ -41,7 +41,8 @@ bench: $(STAMP)
 
 ui: $(STAMP)
 	@echo "MLflow UI: http://$(UI_HOST):$(UI_PORT)  (database: $(abspath mlflow.db))"
-	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(abspath mlflow.db)" --host $(UI_HOST) --port $(UI_PORT)
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri "sqlite:///$(abspath mlflow.db)" \
+		--host $(UI_HOST) --port $(UI_PORT) --workers 1
 
 # Re-pin every dependency from pyproject.toml's ranges into requirements.lock.
 lock:

@@ -1,0 +1,110 @@
+"""Headless Chromium checks: the HTML report renders with no broken images and sorts on click,
+and the MLflow UI's run-comparison page renders the runs (screenshot kept in tmp_path).
+
+Needs Debian's `chromium` (`apt-get install chromium`); skipped with that reason where
+it is absent. Chromium runs sandbox-free and offline: no GPU, no first-run, no
+background networking, component updates or sync, and a throwaway profile.
+"""
+
+import io
+import json
+import re
+import shutil
+import subprocess
+import time
+import urllib.parse
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from filterlab import report, report_html, report_plots
+from test_mlflow_server import api, mlflow_server  # noqa: F401  (mlflow_server is a fixture)
+from test_report import GRID, _loaded, make_reports
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)"),
+]
+
+
+def chromium(tmp_path: Path, url: str, *extra: str, budget_ms: int = 5000) -> subprocess.CompletedProcess:
+    command = [
+        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1400,1000", f"--virtual-time-budget={budget_ms}", *extra, url,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=180)
+
+
+def report_page(tmp_path: Path) -> Path:
+    metrics, figures = make_reports(tmp_path / "reports")
+    results = report.collect("Browser check", GRID, _loaded(metrics))
+    available = sorted(p.relative_to(figures).as_posix() for p in figures.rglob("*.png"))
+    chosen = {p: (figures / p).read_bytes() for p in available if "init_vs" in p or not p.startswith("filters/")}
+    page = report_html.render_html(results, report_plots.all_plots(results), chosen, available)
+    path = tmp_path / "index.html"
+    path.write_text(page)
+    return path
+
+
+def test_report_renders_every_image_from_disk(tmp_path):
+    page = report_page(tmp_path)
+    result = chromium(tmp_path, page.as_uri(), "--dump-dom")
+    assert result.returncode == 0, result.stderr[-2000:]
+    body = re.search(r"<body([^>]*)>", result.stdout).group(1)
+    # Set by the page's own load handler: images present, and none failed to decode.
+    assert re.search(r'data-images="(\d+)"', body).group(1) == "7"
+    assert 'data-broken-images="0"' in body
+
+
+def test_report_table_sorts_on_header_click(tmp_path):
+    page = report_page(tmp_path)
+    # Click "filters" once (ascending), and record the variant order where --dump-dom shows it.
+    probe = """<script>window.addEventListener("load", () => {
+      const table = document.querySelector("table.sortable");
+      [...table.tHead.rows[0].cells].find(th => th.textContent === "filters").click();
+      document.body.dataset.probeOrder = [...table.tBodies[0].rows].map(r => r.cells[0].textContent + ":" + r.cells[5].textContent).join(",");
+    });</script></body>"""
+    page.write_text(page.read_text().replace("</body>", probe))
+    result = chromium(tmp_path, page.as_uri(), "--dump-dom")
+    order = re.search(r'data-probe-order="([^"]+)"', result.stdout).group(1).split(",")
+    filters = [int(re.match(r"f(\d+)_", item).group(1)) for item in order]
+    assert filters == sorted(filters) and len(order) == 4
+    assert order[0] != "f8_k7_s1:97.00%"  # no longer the accuracy order it loaded with
+
+
+def _png_stats(path: Path) -> tuple[tuple[int, int], float]:
+    image = Image.open(io.BytesIO(path.read_bytes()))
+    assert image.format == "PNG"
+    return image.size, float(np.asarray(image.convert("L"), dtype=np.float32).std())
+
+
+@pytest.mark.slow
+def test_mlflow_compare_page_shows_the_runs(mlflow_server, tmp_path):  # noqa: F811
+    experiment_id = api(mlflow_server, "/api/2.0/mlflow/experiments/create", {"name": "train"})["experiment_id"]
+    run_ids = []
+    for name, accuracy in (("f8_k3_s1", 0.91), ("f32_k5_s2", 0.95)):
+        info = api(mlflow_server, "/api/2.0/mlflow/runs/create",
+                   {"experiment_id": experiment_id, "run_name": name, "start_time": int(time.time() * 1000)})["run"]["info"]
+        api(mlflow_server, "/api/2.0/mlflow/runs/log-batch", {
+            "run_id": info["run_id"],
+            "params": [{"key": "filters", "value": name.split("_")[0][1:]}],
+            "metrics": [{"key": "val_accuracy", "value": accuracy - 0.1 * (2 - step), "timestamp": step, "step": step}
+                        for step in (1, 2)] + [{"key": "test_accuracy", "value": accuracy, "timestamp": 3, "step": 0}],
+        })
+        api(mlflow_server, "/api/2.0/mlflow/runs/update", {"run_id": info["run_id"], "status": "FINISHED"})
+        run_ids.append(info["run_id"])
+    # MLflow 3's route (Routes.getCompareRunPageRoute): #/compare-runs?runs=[...]&experiments=[...]
+    query = f"runs={urllib.parse.quote(json.dumps(run_ids))}&experiments={urllib.parse.quote(json.dumps([experiment_id]))}"
+    url = f"{mlflow_server}/#/compare-runs?{query}"
+    dom = chromium(tmp_path, url, "--dump-dom", budget_ms=20000)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert "f8_k3_s1" in dom.stdout and "f32_k5_s2" in dom.stdout and "test_accuracy" in dom.stdout
+    shot = tmp_path / "compare.png"
+    result = chromium(tmp_path, url, f"--screenshot={shot}", budget_ms=20000)
+    assert result.returncode == 0 and shot.is_file(), result.stderr[-2000:]
+    size, spread = _png_stats(shot)
+    assert size == (1400, 1000) and spread > 10  # a rendered page, not a blank one
