@@ -1,0 +1,148 @@
+"""Tests for filterlab.baselines and the baselines stage: plans, frozen layers, and the stage end to end."""
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from filterlab import baselines, convolution, stage
+from filterlab.kernels import KERNELS, select
+from filterlab.sections import GridParams, TrainParams
+
+ROOT = Path(__file__).parents[1]
+sys.path.insert(0, str(ROOT / "pipeline"))
+import baselines as baselines_stage  # noqa: E402  (the stage module, pipeline/baselines.py)
+
+SEED = 99
+STAGE_KERNELS = ["sobel_x", "sobel_y"]  # one family: four fits cover all four kinds
+
+
+@pytest.fixture
+def train_params():
+    grid = GridParams(filters=(8,), kernel_size=(3,), stride=(1,))
+    return TrainParams(grid=grid, epochs=1, batch_size=50, learning_rate=0.01, block2_filters=4, dropout=0.2, threads=2)
+
+
+def test_plan_has_every_kind_with_padded_sizes():
+    plan = baselines.plan(select(["sobel_x", "sobel_y", "gabor_45", "peak_1x3", "peak_3x1"]), 1.0, SEED)
+    by_name = {baseline.name: baseline for baseline in plan}
+    assert list(by_name) == ["family:sobel", "family:gabor", "family:peak", "bank", "random", "pixels"]
+    assert (by_name["family:sobel"].n_kernels, by_name["family:sobel"].kernel_size) == (2, 3)
+    assert (by_name["family:peak"].n_kernels, by_name["family:peak"].kernel_size) == (2, 3)
+    assert (by_name["bank"].n_kernels, by_name["bank"].kernel_size) == (5, 5)
+    assert by_name["random"].written.shape == by_name["bank"].written.shape
+    assert by_name["pixels"].written is None and by_name["pixels"].keras_weights() is None
+    np.testing.assert_array_equal(
+        by_name["family:sobel"].keras_weights(), convolution.to_keras_weights([KERNELS["sobel_x"], KERNELS["sobel_y"]])
+    )
+
+
+def test_random_bank_is_seeded_and_scaled():
+    kernels = select(list(KERNELS))
+    first = {b.name: b for b in baselines.plan(kernels, 2.0, SEED)}["random"].written
+    again = {b.name: b for b in baselines.plan(kernels, 2.0, SEED)}["random"].written
+    other = {b.name: b for b in baselines.plan(kernels, 2.0, SEED + 1)}["random"].written
+    assert np.array_equal(first, again) and not np.array_equal(first, other)
+    assert first.std() == pytest.approx(2.0, rel=0.1) and abs(first.mean()) < 0.2
+
+
+def test_frozen_first_layer_stays_frozen_while_the_rest_trains(tiny_prepared, train_params):
+    sobel = baselines.plan(select(["sobel_x", "sobel_y"]), 1.0, SEED)[0]
+    one = baselines.fit_baseline(tiny_prepared, sobel, train_params, SEED)
+    two = baselines.fit_baseline(tiny_prepared, sobel, dataclasses.replace(train_params, epochs=2), SEED)
+    for result in (one, two):
+        conv1 = result.model.get_layer("conv1")
+        assert not conv1.trainable
+        kernel, bias = conv1.get_weights()
+        np.testing.assert_array_equal(kernel, sobel.keras_weights())
+        np.testing.assert_array_equal(bias, np.zeros(2, dtype=np.float32))
+    # The same start trained one epoch more moved conv2: conv1 stayed put because it is frozen.
+    conv2_one, conv2_two = (result.model.get_layer("conv2").get_weights()[0] for result in (one, two))
+    assert not np.array_equal(conv2_one, conv2_two)
+    assert len(one.history) == 1 and len(two.history) == 2
+    assert one.history[0]["loss"] == two.history[0]["loss"]  # reseeded: reproducible whatever ran before
+
+
+def _stage_params(tmp_path, **changes):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["baselines"]["kernels"] = STAGE_KERNELS
+    params["train"].update(epochs=1, batch_size=50, block2_filters=4)
+    for key, value in changes.items():
+        params["baselines"][key] = value
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def _args(tmp_path, params, data):
+    figures, metrics = tmp_path / "figures", tmp_path / "metrics" / "baselines.json"
+    argv = ["--params", str(params), "--data", str(data), "--figures", str(figures), "--metrics", str(metrics)]
+    return argv, figures, metrics
+
+
+# The stage pins TensorFlow's threads, which an earlier test in this process already started.
+@pytest.mark.filterwarnings("ignore:TensorFlow thread pools already started")
+def test_stage_end_to_end(tmp_path, tiny_npz, mlflow_uri):
+    from mlflow.tracking import MlflowClient
+
+    argv, figures, metrics = _args(tmp_path, _stage_params(tmp_path), tiny_npz)
+    baselines_stage.main(argv)
+
+    png = (figures / "feature_maps.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    assert width > 800 and height > 300  # 11 columns (kernel + ten digits), 2 rows
+    assert sorted(path.name for path in figures.iterdir()) == ["feature_maps.png"]
+
+    report = json.loads(metrics.read_text())
+    expected = {"family:sobel", "bank", "random", "pixels"}
+    assert report["data_source"] == "bundled" and set(report["baselines"]) == expected
+    assert {entry["kind"] for entry in report["baselines"].values()} == set(baselines.KINDS)
+    assert report["baselines"]["bank"]["n_kernels"] == 2 and report["baselines"]["bank"]["kernels"] == STAGE_KERNELS
+    assert report["baselines"]["pixels"]["n_kernels"] == 0
+    for entry in report["baselines"].values():
+        assert 0.0 <= entry["test_accuracy"] <= 1.0 and entry["test_loss"] > 0 and entry["params_count"] > 0
+
+    client = MlflowClient(tracking_uri=mlflow_uri)
+    experiment = client.get_experiment_by_name("baselines")
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(run.info.run_name for run in runs) == sorted(expected)
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["data.source"] == "bundled" and run.data.tags["data.sha256"] == "0" * 64
+        assert run.data.params["epochs"] == "1" and "test_accuracy" in run.data.metrics
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")] == [1]
+        artifacts = [item.path for item in client.list_artifacts(run.info.run_id)]
+        assert artifacts == ([] if run.info.run_name == "pixels" else ["kernels.png"])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"kernels": ["sobel_x", "sobel_q"]}, "unknown kernel 'sobel_q'"),
+        ({"kernels": []}, "baselines.kernels"),
+        ({"random_std": 0}, "baselines.random_std"),
+    ],
+)
+def test_stage_rejects_bad_params_before_any_work(tmp_path, tiny_npz, capsys, change, message):
+    argv, figures, metrics = _args(tmp_path, _stage_params(tmp_path, **change), tiny_npz)
+    with pytest.raises(SystemExit) as caught:
+        stage.run(lambda: baselines_stage.main(argv))
+    assert caught.value.code == stage.EXIT_PARAMS
+    assert message in capsys.readouterr().err
+    assert not figures.exists() and not metrics.exists()
+
+
+def test_stage_rejects_kernels_larger_than_the_image(monkeypatch):
+    from filterlab import kernels
+    from filterlab.errors import ParamError
+    from filterlab.sections import BaselinesParams
+
+    huge = kernels.Kernel("huge", "blur", np.ones((29, 29)) / 29**2, "Too big for a digit.")
+    monkeypatch.setitem(kernels.KERNELS, "huge", huge)
+    with pytest.raises(ParamError, match="29x29 kernel leaves no feature map"):
+        baselines_stage.select_kernels(BaselinesParams(kernels=("sobel_x", "huge"), random_std=1.0))
