@@ -84,6 +84,26 @@ def ensure_database(uri: str) -> None:
         MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
 
 
+def artifact_root(uri: str, experiment: str) -> str | None:
+    """`mlartifacts/<experiment>/` beside a sqlite database; None lets other stores choose.
+
+    MLflow's own default is `./mlruns` under the current directory: a hidden output in
+    the workspace, and lost with a queued experiment's temp copy.
+    """
+    if not uri.startswith("sqlite:///"):
+        return None
+    return (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts" / experiment).as_uri()
+
+
+def use_experiment(mlflow_module: Any, name: str, uri: str) -> None:
+    """Make `name` the active experiment, creating it with our artifact root if it is new."""
+    if mlflow_module.get_experiment_by_name(name) is None:
+        # Parallel stages may race to create it; the loser simply uses the winner's.
+        with contextlib.suppress(mlflow_module.exceptions.MlflowException):
+            mlflow_module.create_experiment(name, artifact_location=artifact_root(uri, name))
+    mlflow_module.set_experiment(name)
+
+
 class Run:
     """The handle a stage logs through; counts the seconds spent in MLflow calls."""
 
@@ -156,7 +176,7 @@ def start_run(
     ensure_database(uri)
     mlflow.set_tracking_uri(uri)
     if run_id is None:
-        mlflow.set_experiment(experiment)
+        use_experiment(mlflow, experiment, uri)
     all_tags = {
         SWEEP_TAG: sweep_id(),
         "mlflow.source.git.commit": git_commit(),

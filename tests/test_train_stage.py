@@ -1,0 +1,170 @@
+"""Tests for pipeline/train.py: declared outputs, the MLflow run, parameter errors, and real signals."""
+
+import csv
+import importlib.util
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGE = ROOT / "pipeline" / "train.py"
+TRAIN = {"grid": {"filters": [4, 8], "kernel_size": [5], "stride": [2]}, "epochs": 2, "batch_size": 50,
+         "learning_rate": 0.01, "block2_filters": 8, "dropout": 0.2, "threads": 2}
+
+
+@pytest.fixture(scope="module")
+def migrated_db(tmp_path_factory):
+    """A tracking database migrated once; copying it is much cheaper than creating one per test."""
+    from filterlab.tracking import ensure_database
+
+    path = tmp_path_factory.mktemp("template") / "mlflow.db"
+    ensure_database(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def store(mlflow_uri, migrated_db):
+    shutil.copyfile(migrated_db, mlflow_uri.removeprefix("sqlite:///"))
+    return mlflow_uri
+
+
+def write_params(tmp_path: Path, **train) -> Path:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["train"] = {**TRAIN, **train}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def stage_args(tmp_path: Path, params: Path, data: Path, filters: int = 4) -> list[str]:
+    variant = f"f{filters}_k5_s2"
+    return [
+        "--params", str(params), "--data", str(data), "--filters", str(filters), "--kernel-size", "5", "--stride", "2",
+        "--model-dir", str(tmp_path / "models" / variant),
+        "--metrics", str(tmp_path / "reports" / "metrics" / "train" / f"{variant}.json"),
+        "--history", str(tmp_path / "reports" / "plots" / "train" / f"{variant}.csv"),
+    ]
+
+
+def load_stage():
+    spec = importlib.util.spec_from_file_location("train_stage", STAGE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_stage_writes_declared_outputs_and_one_finished_run(tmp_path, tiny_npz, store, capsys, monkeypatch):
+    import keras
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.chdir(tmp_path)
+    load_stage().main(stage_args(tmp_path, write_params(tmp_path), tiny_npz))
+    model_dir = tmp_path / "models" / "f4_k5_s2"
+    assert sorted(path.name for path in model_dir.iterdir()) == ["filters.npz", "model.keras", "run.json"]
+
+    with np.load(model_dir / "filters.npz", allow_pickle=False) as archive:
+        kernels, epochs = archive["kernels"], archive["epochs"]
+    assert kernels.shape == (3, 5, 5, 1, 4) and epochs.tolist() == [0, 1, 2]
+    model = keras.models.load_model(model_dir / "model.keras", safe_mode=True)
+    assert np.array_equal(keras.ops.convert_to_numpy(model.get_layer("conv1").kernel), kernels[-1])
+
+    metrics = json.loads((tmp_path / "reports" / "metrics" / "train" / "f4_k5_s2.json").read_text())
+    assert set(metrics) == {"test_accuracy", "test_loss", "best_val_accuracy", "train_seconds", "params_count",
+                            "epochs", "data_source", "filters", "kernel_size", "stride"}
+    assert (metrics["filters"], metrics["kernel_size"], metrics["stride"], metrics["epochs"]) == (4, 5, 2, 2)
+    assert metrics["data_source"] == "bundled" and metrics["params_count"] == model.count_params()
+    with open(tmp_path / "reports" / "plots" / "train" / "f4_k5_s2.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert list(rows[0]) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"]
+    assert [row["epoch"] for row in rows] == ["1", "2"]
+    assert metrics["best_val_accuracy"] == max(float(row["val_accuracy"]) for row in rows)
+
+    run_info = json.loads((model_dir / "run.json").read_text())
+    client = MlflowClient(tracking_uri=store)
+    run = client.get_run(run_info["run_id"])
+    assert run.info.status == "FINISHED" and run.info.run_name == "f4_k5_s2"
+    assert client.get_experiment(run_info["experiment_id"]).name == "train"
+    assert run_info == {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id, "variant": "f4_k5_s2",
+                        "filters": 4, "kernel_size": 5, "stride": 2}
+    seed = str(yaml.safe_load((ROOT / "params.yaml").read_text())["seed"])
+    assert run.data.params == {"filters": "4", "kernel_size": "5", "stride": "2", "epochs": "2", "batch_size": "50",
+                               "learning_rate": "0.01", "block2_filters": "8", "dropout": "0.2", "threads": "2",
+                               "seed": seed}
+    assert run.data.tags["data.source"] == "bundled" and run.data.tags["data.sha256"] == "0" * 64
+    assert run.data.metrics["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
+    history = client.get_metric_history(run.info.run_id, "val_accuracy")
+    assert [(m.step, m.value) for m in history] == [(int(r["epoch"]), pytest.approx(float(r["val_accuracy"])))
+                                                    for r in rows]
+    assert {artifact.path for artifact in client.list_artifacts(run.info.run_id)} == {"model.keras", "filters.npz"}
+
+    lines = capsys.readouterr().out.splitlines()
+    epoch_lines = [line for line in lines if " epoch " in line]
+    assert [line.split(":")[0] for line in epoch_lines] == ["f4_k5_s2 epoch 1/2", "f4_k5_s2 epoch 2/2"]
+    assert all("val_accuracy" in line and line.endswith(" s)") for line in epoch_lines)
+    assert len(lines) <= 4  # no per-batch progress
+
+
+def run_stage(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(STAGE), *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("train", "filters", "expected"),
+    [
+        ({"grid": {"filters": [4], "kernel_size": [5, 27], "stride": [2]}}, 4, "train.grid: kernel_size 27"),
+        ({}, 16, "train.grid.filters: 16 (from --filters) is not in [4, 8]"),
+        ({"epochs": 0}, 4, "train.epochs: 0 is out of range"),
+    ],
+)
+def test_bad_params_fail_in_one_line_before_any_work(tmp_path, tiny_npz, train, filters, expected):
+    started = time.perf_counter()
+    result = run_stage(stage_args(tmp_path, write_params(tmp_path, **train), tiny_npz, filters), tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith("error: params.yaml: ") and expected in result.stderr
+    assert not (tmp_path / "models").exists() and not (tmp_path / "reports").exists()
+    assert not list(tmp_path.glob("mlflow.db*"))
+    # Failing before `import tensorflow` (about 6 s) is what makes the check cheap for a whole grid.
+    assert time.perf_counter() - started < 5
+
+
+def test_missing_data_is_one_line_exit_1(tmp_path):
+    result = run_stage(stage_args(tmp_path, write_params(tmp_path), tmp_path / "absent.npz"), tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: ") and "prepared dataset not found" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("signum", "exit_code"),
+    [(signal.SIGTERM, 128 + signal.SIGTERM), pytest.param(signal.SIGINT, 128 + signal.SIGINT, marks=pytest.mark.slow)],
+)
+def test_signal_mid_training_marks_run_killed(tmp_path, tiny_npz, store, signum, exit_code):
+    from mlflow.tracking import MlflowClient
+
+    args = stage_args(tmp_path, write_params(tmp_path, epochs=1000), tiny_npz)
+    stderr = open(tmp_path / "stderr.txt", "w+")
+    process = subprocess.Popen([sys.executable, str(STAGE), *args], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=stderr, text=True)
+    try:
+        first = process.stdout.readline()  # the first epoch line: the run is open and training
+        assert first.startswith("f4_k5_s2 epoch 1/1000:"), (first, (tmp_path / "stderr.txt").read_text()[-2000:])
+        process.send_signal(signum)
+        assert process.wait(timeout=60) == exit_code
+    finally:
+        if process.poll() is None:
+            process.kill()
+        stderr.close()
+    runs = MlflowClient(tracking_uri=store).search_runs(
+        [MlflowClient(tracking_uri=store).get_experiment_by_name("train").experiment_id]
+    )
+    assert [(run.info.run_name, run.info.status) for run in runs] == [("f4_k5_s2", "KILLED")]
+    assert not (tmp_path / "reports").exists()  # nothing half-written beside the killed run
