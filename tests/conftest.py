@@ -5,6 +5,7 @@ Everything here is network-free and small, so tests shrink the real configuratio
 """
 
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -45,9 +46,20 @@ def tiny_npz(tmp_path, tiny_prepared):
     return path
 
 
+@pytest.fixture(scope="session")
+def migrated_db(tmp_path_factory):
+    """A tracking database created once: migrating a fresh sqlite store takes seconds."""
+    from filterlab.tracking import ensure_database
+
+    path = tmp_path_factory.mktemp("template") / "mlflow.db"
+    ensure_database(f"sqlite:///{path}")
+    return path
+
+
 @pytest.fixture
-def mlflow_uri(tmp_path, monkeypatch):
-    """A fresh sqlite tracking store per test, named through the environment as users would."""
+def mlflow_uri(tmp_path, monkeypatch, migrated_db):
+    """An empty, already migrated sqlite store per test, named through the environment as users would."""
+    shutil.copyfile(migrated_db, tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("FILTERLAB_SWEEP_ID", "test-sweep")

@@ -1,7 +1,6 @@
 """Tests for filterlab.tracking: where runs are logged, how they are tagged, and that no run stays RUNNING."""
 
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -13,21 +12,6 @@ import pytest
 
 from filterlab import tracking
 from filterlab.errors import Terminated
-
-
-@pytest.fixture(scope="module")
-def migrated_db(tmp_path_factory):
-    """A tracking database created once: migrating a fresh sqlite store takes seconds."""
-    path = tmp_path_factory.mktemp("template") / "mlflow.db"
-    tracking.ensure_database(f"sqlite:///{path}")
-    return path
-
-
-@pytest.fixture
-def store(mlflow_uri, migrated_db):
-    """`mlflow_uri`, already holding the tables, so each test starts from an empty but migrated store."""
-    shutil.copyfile(migrated_db, mlflow_uri.removeprefix("sqlite:///"))
-    return mlflow_uri
 
 
 def test_ensure_database_creates_tables_on_a_fresh_path(migrated_db):
@@ -93,7 +77,7 @@ def _run(run_id):
     return MlflowClient(tracking_uri=tracking.tracking_uri()).get_run(run_id)
 
 
-def test_finished_run_has_params_tags_metrics_and_artifacts(store, tmp_path, monkeypatch):
+def test_finished_run_has_params_tags_metrics_and_artifacts(mlflow_uri, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DVC_EXP_NAME", "exp-test")
     artifact = tmp_path / "note.txt"
@@ -111,16 +95,16 @@ def test_finished_run_has_params_tags_metrics_and_artifacts(store, tmp_path, mon
     assert record.data.metrics == {"loss": 0.25, "accuracy": 0.9}
     from mlflow.tracking import MlflowClient
 
-    history = MlflowClient(tracking_uri=store).get_metric_history(run.run_id, "loss")
+    history = MlflowClient(tracking_uri=mlflow_uri).get_metric_history(run.run_id, "loss")
     assert [(m.step, m.value) for m in history] == [(1, 0.5), (2, 0.25)]
     # Artifacts go beside the database, not into ./mlruns of whatever directory the stage ran in.
-    stored = Path(store.removeprefix("sqlite:///")).parent / "mlartifacts"
+    stored = Path(mlflow_uri.removeprefix("sqlite:///")).parent / "mlartifacts"
     assert [path.name for path in (stored / "unit").rglob("note.txt")] == ["note.txt"]
     assert not (tmp_path / "mlruns").exists()
     assert run.seconds > 0
 
 
-def test_reopened_run_keeps_its_id_and_finishes(store):
+def test_reopened_run_keeps_its_id_and_finishes(mlflow_uri):
     with tracking.start_run("unit", "first") as run:
         pass
     with tracking.start_run("other", "ignored", run_id=run.run_id) as again:
@@ -130,21 +114,21 @@ def test_reopened_run_keeps_its_id_and_finishes(store):
     assert record.data.metrics == {"similarity": 0.5}
 
 
-def test_exception_marks_run_failed(store):
+def test_exception_marks_run_failed(mlflow_uri):
     with pytest.raises(RuntimeError, match="boom"):
         with tracking.start_run("unit", "fails") as run:
             raise RuntimeError("boom")
     assert _run(run.run_id).info.status == "FAILED"
 
 
-def test_keyboard_interrupt_marks_run_killed(store):
+def test_keyboard_interrupt_marks_run_killed(mlflow_uri):
     with pytest.raises(KeyboardInterrupt):
         with tracking.start_run("unit", "ctrl-c") as run:
             raise KeyboardInterrupt
     assert _run(run.run_id).info.status == "KILLED"
 
 
-def test_real_sigterm_marks_run_killed_and_restores_handler(store):
+def test_real_sigterm_marks_run_killed_and_restores_handler(mlflow_uri):
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(Terminated) as caught:
         with tracking.start_run("unit", "sigterm") as run:

@@ -3,7 +3,6 @@
 import csv
 import importlib.util
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,22 +17,6 @@ ROOT = Path(__file__).resolve().parents[1]
 STAGE = ROOT / "pipeline" / "train.py"
 TRAIN = {"grid": {"filters": [4, 8], "kernel_size": [5], "stride": [2]}, "epochs": 2, "batch_size": 50,
          "learning_rate": 0.01, "block2_filters": 8, "dropout": 0.2, "threads": 2}
-
-
-@pytest.fixture(scope="module")
-def migrated_db(tmp_path_factory):
-    """A tracking database migrated once; copying it is much cheaper than creating one per test."""
-    from filterlab.tracking import ensure_database
-
-    path = tmp_path_factory.mktemp("template") / "mlflow.db"
-    ensure_database(f"sqlite:///{path}")
-    return path
-
-
-@pytest.fixture
-def store(mlflow_uri, migrated_db):
-    shutil.copyfile(migrated_db, mlflow_uri.removeprefix("sqlite:///"))
-    return mlflow_uri
 
 
 def write_params(tmp_path: Path, **train) -> Path:
@@ -61,7 +44,7 @@ def load_stage():
     return module
 
 
-def test_stage_writes_declared_outputs_and_one_finished_run(tmp_path, tiny_npz, store, capsys, monkeypatch):
+def test_stage_writes_declared_outputs_and_one_finished_run(tmp_path, tiny_npz, mlflow_uri, capsys, monkeypatch):
     import keras
     from mlflow.tracking import MlflowClient
 
@@ -88,7 +71,7 @@ def test_stage_writes_declared_outputs_and_one_finished_run(tmp_path, tiny_npz, 
     assert metrics["best_val_accuracy"] == max(float(row["val_accuracy"]) for row in rows)
 
     run_info = json.loads((model_dir / "run.json").read_text())
-    client = MlflowClient(tracking_uri=store)
+    client = MlflowClient(tracking_uri=mlflow_uri)
     run = client.get_run(run_info["run_id"])
     assert run.info.status == "FINISHED" and run.info.run_name == "f4_k5_s2"
     assert client.get_experiment(run_info["experiment_id"]).name == "train"
@@ -147,7 +130,7 @@ def test_missing_data_is_one_line_exit_1(tmp_path):
     ("signum", "exit_code"),
     [(signal.SIGTERM, 128 + signal.SIGTERM), pytest.param(signal.SIGINT, 128 + signal.SIGINT, marks=pytest.mark.slow)],
 )
-def test_signal_mid_training_marks_run_killed(tmp_path, tiny_npz, store, signum, exit_code):
+def test_signal_mid_training_marks_run_killed(tmp_path, tiny_npz, mlflow_uri, signum, exit_code):
     from mlflow.tracking import MlflowClient
 
     args = stage_args(tmp_path, write_params(tmp_path, epochs=1000), tiny_npz)
@@ -163,8 +146,8 @@ def test_signal_mid_training_marks_run_killed(tmp_path, tiny_npz, store, signum,
         if process.poll() is None:
             process.kill()
         stderr.close()
-    runs = MlflowClient(tracking_uri=store).search_runs(
-        [MlflowClient(tracking_uri=store).get_experiment_by_name("train").experiment_id]
+    runs = MlflowClient(tracking_uri=mlflow_uri).search_runs(
+        [MlflowClient(tracking_uri=mlflow_uri).get_experiment_by_name("train").experiment_id]
     )
     assert [(run.info.run_name, run.info.status) for run in runs] == [("f4_k5_s2", "KILLED")]
     assert not (tmp_path / "reports").exists()  # nothing half-written beside the killed run
