@@ -104,14 +104,19 @@ def test_finished_run_has_params_tags_metrics_and_artifacts(mlflow_uri, tmp_path
     assert run.seconds > 0
 
 
-def test_reopened_run_keeps_its_id_and_finishes(mlflow_uri):
+def test_reopened_run_keeps_its_id_and_finishes(mlflow_uri, monkeypatch):
+    monkeypatch.setenv("DVC_STAGE", "train@4-3-1")
     with tracking.start_run("unit", "first") as run:
         pass
+    monkeypatch.setenv("DVC_STAGE", "filters@4-3-1")
     with tracking.start_run("other", "ignored", run_id=run.run_id) as again:
         again.log_metrics({"similarity": 0.5})
     record = _run(run.run_id)
     assert again.run_id == run.run_id and record.info.status == "FINISHED"
     assert record.data.metrics == {"similarity": 0.5}
+    # The creating stage's tags survive; the reopening stage is recorded beside them.
+    assert record.data.tags["dvc.stage"] == "train@4-3-1"
+    assert record.data.tags["reopened_by.dvc.stage"] == "filters@4-3-1"
 
 
 def test_exception_marks_run_failed(mlflow_uri):

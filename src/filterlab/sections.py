@@ -107,6 +107,7 @@ class SingleImageProbe:
     n_filters: int = spec("an integer in [1, 64]", lambda v: 1 <= v <= 64)
     epochs: int = spec("an integer in [1, 10000]", lambda v: 1 <= v <= 10000)
     learning_rate: float = spec("a number in (0, 1]", lambda v: 0 < v <= 1)
+    l2: float = spec("a number in [0, 1]: L2 penalty on the filters", lambda v: 0 <= v <= 1)
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,13 @@ class RecoveryProbe:
 
     def validate(self, prefix: str) -> None:
         _known_kernels(f"{prefix}.kernels", self.kernels)
+        from filterlab.kernels import KERNELS
+
+        for name in self.kernels:
+            # The probe trains a single 3x3 Conv2D; another size could never match exactly.
+            if KERNELS[name].weights.shape != (3, 3):
+                shape = "x".join(map(str, KERNELS[name].weights.shape))
+                raise ParamError(f"{prefix}.kernels", f"{name!r} is {shape}; the recovery probe needs 3x3 kernels")
 
 
 @dataclass(frozen=True)

@@ -177,13 +177,17 @@ def start_run(
     mlflow.set_tracking_uri(uri)
     if run_id is None:
         use_experiment(mlflow, experiment, uri)
-    all_tags = {
+    origin = {
         SWEEP_TAG: sweep_id(),
         "mlflow.source.git.commit": git_commit(),
         "dvc.stage": os.environ.get("DVC_STAGE"),
         "dvc.exp_name": os.environ.get("DVC_EXP_NAME"),
-        **(tags or {}),
     }
+    # A reopened run keeps the tags of the stage that created it; the later stage's own
+    # origin goes under a prefix, so the UI still tells which stage added what.
+    if run_id is not None:
+        origin = {f"reopened_by.{key}": value for key, value in origin.items()}
+    all_tags = {**origin, **(tags or {})}
     active = mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name)
     handle = Run(mlflow, active)
     previous = signal.signal(signal.SIGTERM, _raise_terminated)

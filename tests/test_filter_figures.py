@@ -1,0 +1,64 @@
+"""Filter pictures: shared colour scales, frame counts, GIF timing, one digit per class."""
+
+import io
+
+import numpy as np
+import pytest
+
+from filterlab import filter_figures
+
+
+def kernels(epochs=3, size=3, filters=5):
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(epochs, size, size, 1, filters)).astype(np.float32)
+
+
+def test_init_vs_learned_pairs_share_one_symmetric_scale():
+    k = kernels()
+    figure = filter_figures.init_vs_learned(k[0], k[-1], "RdBu_r", "f5_k3_s1")
+    assert "Keras conv1 weights (cross-correlation)" in figure._suptitle.get_text()
+    pairs = [axes.images[0] for axes in figure.axes if axes.images]
+    assert len(pairs) == 5
+    for index, image in enumerate(pairs):
+        peak = max(np.abs(k[0, ..., index]).max(), np.abs(k[-1, ..., index]).max())
+        assert image.get_clim() == pytest.approx((-peak, peak))
+
+
+def test_evolution_frames_keep_each_filter_on_one_scale():
+    k = kernels(epochs=4)
+    k[:, :, :, 0, 1] = 0.0  # an all-zero filter must not divide by zero
+    frames = filter_figures.evolution_frames(k, "RdBu_r")
+    assert len(frames) == 4
+    assert all(frame.shape == frames[0].shape and frame.dtype == np.uint8 for frame in frames)
+    assert frames[0].shape[2] == 3
+    # A filter that does not change between epochs draws the same pixels in every frame.
+    k_static = kernels(epochs=2)
+    k_static[1] = k_static[0]
+    still = filter_figures.evolution_frames(k_static, "RdBu_r")
+    np.testing.assert_array_equal(still[0], still[1])
+
+
+def test_gif_has_one_frame_per_epoch_and_the_requested_duration():
+    from PIL import Image
+
+    frames = filter_figures.evolution_frames(kernels(epochs=3), "RdBu_r")
+    with Image.open(io.BytesIO(filter_figures.gif_bytes(frames, 250))) as gif:
+        assert gif.n_frames == 3
+        assert gif.info["duration"] == 250
+
+
+def test_one_per_class_takes_the_first_of_each_digit():
+    labels = np.array([3, 1, 3, 0, 1])
+    images = np.arange(5)[:, None, None, None] * np.ones((5, 28, 28, 1))
+    chosen, classes = filter_figures.one_per_class(images, labels)
+    assert classes.tolist() == [0, 1, 3]
+    assert chosen[:, 0, 0, 0].tolist() == [3, 1, 0]
+
+
+def test_feature_maps_shows_at_most_max_maps_filters():
+    rng = np.random.default_rng(1)
+    maps = rng.normal(size=(2, 26, 26, filter_figures.MAX_MAPS + 4))
+    figure = filter_figures.feature_maps(rng.random((2, 28, 28, 1)), np.array([0, 1]), maps, "RdBu_r", "v")
+    assert f"of {filter_figures.MAX_MAPS + 4}" in figure._suptitle.get_text()
+    mosaic = figure.axes[1].images[0].get_array()
+    assert mosaic.shape[1] == filter_figures.MAX_MAPS * 27 - 1
