@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
             if baseline.written is not None:
                 names = baseline.kernel_names or [f"random {i}" for i in range(baseline.n_kernels)]
                 run.log_figure(baseline_figures.kernels_figure(baseline.written, names, baseline.name), "kernels.png")
-        results[baseline.name] = baselines.summary(result)
+        results[baseline.name] = baselines.summary(baseline, result)
         print(f"{baseline.name}: test_accuracy {result.test_accuracy:.4f} in {result.seconds:.1f} s", flush=True)
     atomic.write_json(args.metrics, {
         "data_source": data.source, "data_sha256": data.raw_sha256, "epochs": train.epochs, "seed": seed,

@@ -1,7 +1,8 @@
 """Stage `filters@<variant>`: pictures of one variant's conv1 filters and how classic they are.
 
 Reads the `filters` params, the prepared test split (--data) and the train stage's
---model-dir (filters.npz, model.keras, run.json). Writes init_vs_learned.png,
+--model-dir (filters.npz, run.json). conv1's feature maps are recomputed from the saved
+kernel and bias, so this stage, which trains nothing, never imports TensorFlow. Writes init_vs_learned.png,
 evolution.png, evolution.gif and feature_maps.png under --figures, the similarity
 metrics to --metrics, and logs all of it to the variant's own MLflow run.
 """
@@ -22,21 +23,21 @@ from filterlab.sections import FiltersParams
 RUN_KEYS = ("run_id", "variant", "filters", "kernel_size", "stride")
 
 
-def read_variant(model_dir: Path) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Kernels (epochs+1, kh, kw, 1, filters), their epochs, and run.json; DataError on anything missing."""
-    for name in ("filters.npz", "run.json", "model.keras"):
+def read_variant(model_dir: Path) -> tuple[dict[str, np.ndarray], dict]:
+    """filters.npz (kernels (epochs+1, kh, kw, 1, filters), epochs, bias) and run.json; DataError on anything missing."""
+    for name in ("filters.npz", "run.json"):
         if not (model_dir / name).is_file():
             raise DataError(f"{model_dir / name}: not found; run `dvc repro train` for this variant first")
     arrays = atomic.load_npz(model_dir / "filters.npz")
-    if "kernels" not in arrays or "epochs" not in arrays or arrays["kernels"].ndim != 5:
-        raise DataError(f"{model_dir / 'filters.npz'}: expected `kernels` (epochs+1, kh, kw, 1, filters) and `epochs`")
+    if not {"kernels", "epochs", "bias"} <= set(arrays) or arrays["kernels"].ndim != 5:
+        raise DataError(f"{model_dir / 'filters.npz'}: expected `kernels` (epochs+1, kh, kw, 1, filters), `epochs`, `bias`")
     run = json.loads((model_dir / "run.json").read_text(encoding="utf-8"))
     missing = [key for key in RUN_KEYS if key not in run]
     if missing:
         raise DataError(f"{model_dir / 'run.json'}: missing {', '.join(missing)}; re-run the train stage")
     if arrays["kernels"].shape[4] != run["filters"] or arrays["kernels"].shape[1] != run["kernel_size"]:
         raise DataError(f"{model_dir}: filters.npz shape {arrays['kernels'].shape} does not match run.json")
-    return arrays["kernels"], arrays["epochs"], run
+    return arrays, run
 
 
 def main() -> None:
@@ -45,19 +46,17 @@ def main() -> None:
         parser.add_argument(flag, required=True, type=Path)
     args = parser.parse_args()
     params = load_section(read_params(args.params), "filters", FiltersParams)
-    kernels, epochs, run = read_variant(args.model_dir)
+    arrays, run = read_variant(args.model_dir)
+    kernels, epochs = arrays["kernels"], arrays["epochs"]
     test = load_prepared(args.data)
     variant = run["variant"]
-
-    import keras
-
-    model = keras.models.load_model(args.model_dir / "model.keras", safe_mode=True)
     digits, classes = filter_figures.one_per_class(test.x_test, test.y_test)
     figures = {
         "init_vs_learned.png": filter_figures.init_vs_learned(kernels[0], kernels[-1], params.colormap, variant),
         "evolution.png": filter_figures.evolution_strip(kernels, epochs, params.colormap, variant),
         "feature_maps.png": filter_figures.feature_maps(
-            digits, classes, filter_figures.conv1_feature_maps(model, digits), params.colormap, variant
+            digits, classes, filter_figures.conv1_feature_maps(digits, kernels[-1], arrays["bias"], run["stride"]),
+            params.colormap, variant,
         ),
     }
     frames = filter_figures.evolution_frames(kernels, params.colormap)

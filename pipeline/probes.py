@@ -17,9 +17,9 @@ from filterlab.sections import ProbesParams
 EXPERIMENT = "probes"
 
 
-def log(name: str, section, metrics: dict, figure_path: Path) -> None:
+def log(name: str, section, seed: int, metrics: dict, figure_path: Path) -> None:
     scalars = {key: value for key, value in metrics.items() if type(value) in (int, float)}
-    with tracking.start_run(EXPERIMENT, name, params=vars(section)) as run:
+    with tracking.start_run(EXPERIMENT, name, params={**vars(section), "seed": seed}) as run:
         run.log_metrics(scalars)
         run.log_artifact(figure_path)
 
@@ -59,10 +59,10 @@ def main() -> None:
     metrics = {"seed": seed, "single_image": single.metrics(), "peak": peak_metrics, "recovery": recovery_metrics}
     atomic.write_json(args.metrics, metrics)
 
-    log("single_image", probes.single_image, metrics["single_image"], args.figures / "single_image.png")
-    log("peak", probes.peak, peak_metrics, args.figures / "peak.png")
+    log("single_image", probes.single_image, seed, metrics["single_image"], args.figures / "single_image.png")
+    log("peak", probes.peak, seed, peak_metrics, args.figures / "peak.png")
     flat_recovery = {f"{result.name}.max_abs_error": result.max_abs_error for result in recovered}
-    log("recovery", probes.recovery, flat_recovery | {"max_abs_error": recovery_metrics["max_abs_error"]},
+    log("recovery", probes.recovery, seed, flat_recovery | {"max_abs_error": recovery_metrics["max_abs_error"]},
         args.figures / "recovery.png")
 
 

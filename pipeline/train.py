@@ -80,7 +80,9 @@ def main(argv: list[str] | None = None) -> None:
         run.log_metrics({"test_accuracy": result.test_accuracy, "test_loss": result.test_loss})
         model_path, filters_path = args.model_dir / "model.keras", args.model_dir / "filters.npz"
         save_model(result.model, model_path)
-        atomic.save_npz(filters_path, kernels=result.kernels, epochs=np.arange(len(result.kernels)))
+        # The final bias lets the filters stage draw conv1's feature maps without TensorFlow.
+        bias = np.asarray(result.model.get_layer("conv1").get_weights()[1], dtype=np.float32)
+        atomic.save_npz(filters_path, kernels=result.kernels, epochs=np.arange(len(result.kernels)), bias=bias)
         run_info = {"run_id": run.run_id, "experiment_id": run.experiment_id, "variant": variant.name, **vars(variant)}
         atomic.write_json(args.model_dir / "run.json", run_info)
         run.log_artifact(model_path)

@@ -28,6 +28,16 @@ def test_batched_equals_reference_per_image(digits, monkeypatch):
             np.testing.assert_allclose(batched[image_index, ..., index], reference[image_index], rtol=0, atol=1e-5)
 
 
+def test_tensorflow_batched_equals_reference_per_image(digits):
+    kernels = [KERNELS[name] for name in MIXED]
+    batched = convolution.convolve_batch_tf(digits, kernels, batch=16)
+    assert batched.shape == (len(digits), 28, 28, len(kernels))
+    for index, kernel in enumerate(kernels):
+        reference = convolution.convolve_reference(digits, kernel)
+        for image_index in range(len(digits)):
+            np.testing.assert_allclose(batched[image_index, ..., index], reference[image_index], rtol=0, atol=1e-5)
+
+
 def test_reference_is_scipy_convolve_with_zero_padding():
     image = np.zeros((7, 7))
     image[0, 0] = 1.0  # a corner impulse: zero padding keeps only the kernel's in-frame part

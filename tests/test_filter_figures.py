@@ -62,3 +62,22 @@ def test_feature_maps_shows_at_most_max_maps_filters():
     assert f"of {filter_figures.MAX_MAPS + 4}" in figure._suptitle.get_text()
     mosaic = figure.axes[1].images[0].get_array()
     assert mosaic.shape[1] == filter_figures.MAX_MAPS * 27 - 1
+
+
+def test_conv1_feature_maps_equal_the_keras_layer_output(tiny_prepared):
+    # The filters stage skips TensorFlow by recomputing conv1; it must be exactly what Keras computes.
+    import keras
+    from keras import layers
+
+    rng = np.random.default_rng(3)
+    kernel = rng.normal(size=(5, 5, 1, 6)).astype(np.float32)
+    bias = rng.normal(size=6).astype(np.float32)
+    digits = tiny_prepared.x_test[:4]
+    inputs = keras.Input(shape=(28, 28, 1))
+    conv1 = layers.Conv2D(6, 5, strides=2, padding="valid", name="conv1")
+    model = keras.Model(inputs, conv1(inputs))
+    conv1.set_weights([kernel, bias])
+    expected = np.asarray(model.predict(digits, verbose=0))
+    actual = filter_figures.conv1_feature_maps(digits, kernel, bias, stride=2)
+    assert actual.shape == expected.shape == (4, 12, 12, 6)
+    np.testing.assert_allclose(actual, expected, atol=1e-5)

@@ -24,19 +24,17 @@ def load_stage(name: str):
 
 
 def fake_variant(model_dir: Path) -> np.ndarray:
-    """What the train stage leaves: model.keras, filters.npz (init + 2 epochs), run.json with a real run."""
-    from filterlab import models, tracking
+    """What the filters stage reads of the train stage's output: filters.npz (init + 2 epochs), run.json with a real run."""
+    from filterlab import tracking
 
     rng = np.random.default_rng(1)
     kernels = rng.normal(scale=0.3, size=(EPOCHS + 1, KERNEL_SIZE, KERNEL_SIZE, 1, FILTERS)).astype(np.float32)
     # After training filter #0 holds sobel_x's Keras weights (flipped: -sobel_x), filter #1 its negation.
     kernels[-1, :, :, 0, 0] = -KERNELS["sobel_x"].weights
     kernels[-1, :, :, 0, 1] = KERNELS["sobel_x"].weights
-    model = models.build_model(FILTERS, KERNEL_SIZE, STRIDE, block2_filters=4, dropout=0.1)
-    model.get_layer("conv1").set_weights([kernels[-1], np.zeros(FILTERS, np.float32)])
     model_dir.mkdir(parents=True)
-    model.save(model_dir / "model.keras")
-    atomic.save_npz(model_dir / "filters.npz", kernels=kernels, epochs=np.arange(EPOCHS + 1))
+    atomic.save_npz(model_dir / "filters.npz", kernels=kernels, epochs=np.arange(EPOCHS + 1),
+                    bias=np.zeros(FILTERS, np.float32))
     with tracking.start_run("train", VARIANT) as run:
         run_id, experiment_id = run.run_id, run.experiment_id
     info = {"run_id": run_id, "experiment_id": experiment_id, "variant": VARIANT,

@@ -1,9 +1,9 @@
 """The whole `dvc repro` on a temp copy of the repo with shrunk params (bundled data, one variant, 1 epoch).
 
-Proves the stages fit together as dvc.yaml wires them: every stage runs, the report
-exists, a second repro does nothing, `dvc plots show` renders the training curves,
-and `dvc metrics diff` across two commits with different params shows the change.
-Minutes of CPU, so slow-marked: `pytest -m slow tests/test_pipeline_smoke.py`.
+Proves on every test run that the stages fit together as dvc.yaml wires them: every
+stage runs, the report exists, a second repro does nothing, `dvc plots show` renders
+the training curves. Slow-marked, because they re-run the pipeline: `dvc metrics diff`
+across two commits with different params, and `dvc exp run -S`.
 """
 
 import json
@@ -19,7 +19,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 STAGES = ("download", "prepare", "baselines", "train@", "filters@", "probes", "report")
-pytestmark = pytest.mark.slow
+VARIANT = "f4_k3_s2"
 
 
 def shrink(params: dict) -> dict:
@@ -51,6 +51,13 @@ def repo(tmp_path_factory):
             shutil.copy2(ROOT / name, copy / name)
     params = shrink(yaml.safe_load((copy / "params.yaml").read_text()))
     (copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    # The top-level plots list the default grid's files; point them at the shrunk grid's one variant.
+    pipeline = yaml.safe_load((copy / "dvc.yaml").read_text())
+    for plot in pipeline["plots"]:
+        (spec,) = plot.values()
+        (field,) = set(spec["y"].values())
+        spec["y"] = {f"reports/plots/train/{VARIANT}.csv": field}
+    (copy / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "TF_CPP_MIN_LOG_LEVEL": "2",
            "MLFLOW_TRACKING_URI": f"sqlite:///{copy.parent / 'mlflow.db'}", "GIT_AUTHOR_NAME": "smoke",
            "GIT_AUTHOR_EMAIL": "smoke@example.invalid", "GIT_COMMITTER_NAME": "smoke",
@@ -97,6 +104,7 @@ def test_plots_show_renders_every_variant_curve(repo):
     assert (copy.parent / "plots" / "index.html").is_file()
 
 
+@pytest.mark.slow
 def test_metrics_diff_between_commits_shows_a_param_change(repo):
     copy, env, _ = repo
     params = yaml.safe_load((copy / "params.yaml").read_text())
@@ -109,3 +117,14 @@ def test_metrics_diff_between_commits_shows_a_param_change(repo):
     assert "train.learning_rate" in params_diff
     metrics_diff = sh(["dvc", "metrics", "diff", "HEAD~1", "--md"], copy, env).stdout
     assert "reports/metrics/train/f4_k3_s2.json" in metrics_diff and "test_accuracy" in metrics_diff
+
+
+@pytest.mark.slow
+def test_exp_run_with_a_set_param_retrains_and_is_listed(repo):
+    copy, env, _ = repo
+    run = sh(["dvc", "exp", "run", "-S", "train.epochs=2", "-n", "two-epochs"], copy, env, timeout=1500)
+    assert "Running stage 'train@4-3-2'" in run.stdout
+    shown = json.loads(sh(["dvc", "exp", "show", "--json"], copy, env).stdout)
+    assert "two-epochs" in json.dumps(shown)
+    train = json.loads((copy / f"reports/metrics/train/{VARIANT}.json").read_text())
+    assert train["epochs"] == 2

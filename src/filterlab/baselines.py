@@ -9,9 +9,9 @@ rate and dropout, so its accuracy is comparable with the learned variants:
   pixels         no convolution: the softmax head on raw pixels
 """
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from filterlab import convolution
 from filterlab.dataset import Prepared
 from filterlab.kernels import Kernel, by_family
 from filterlab.sections import TrainParams
+
+if TYPE_CHECKING:  # training imports Keras at import time; planning baselines needs no Keras
+    from filterlab.training import FitOutcome
 
 KINDS = ("family", "bank", "random", "pixels")
 # conv1 of the frozen baselines always slides one pixel at a time, like a hand-applied kernel.
@@ -50,24 +53,6 @@ class Baseline:
         return None if self.written is None else convolution.to_keras_weights(list(self.written))
 
 
-@dataclass(frozen=True)
-class BaselineResult:
-    baseline: Baseline
-    model: object  # keras.Model; typed loosely so importing this module does not load Keras
-    history: tuple[dict[str, float], ...]
-    test_loss: float
-    test_accuracy: float
-    seconds: float
-
-    @property
-    def best_val_accuracy(self) -> float:
-        return max(row["val_accuracy"] for row in self.history)
-
-    @property
-    def params_count(self) -> int:
-        return int(self.model.count_params())
-
-
 def plan(kernels: Sequence[Kernel], random_std: float, seed: int) -> list[Baseline]:
     """Every baseline for the selected kernels: one per family, the bank, random, pixels."""
     if len(kernels) == 0:
@@ -90,8 +75,8 @@ def fit_baseline(
     params: TrainParams,
     seed: int,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
-) -> BaselineResult:
-    """Reseed, build, fit on train (validating on val), evaluate on test.
+) -> "FitOutcome":
+    """Reseed, build, then the grid's own fit-and-evaluate loop.
 
     The caller runs `determinism.configure` once; the reseed here makes each baseline
     reproducible on its own, whatever ran before it.
@@ -99,7 +84,7 @@ def fit_baseline(
     import keras
 
     from filterlab import models
-    from filterlab.training import EpochRecorder
+    from filterlab.training import fit_and_evaluate
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
@@ -112,24 +97,11 @@ def fit_baseline(
             block2_filters=params.block2_filters, dropout=params.dropout,
             conv1_weights=baseline.keras_weights(), name=model_name,
         )
-    models.compile_model(model, params.learning_rate)
-    recorder = EpochRecorder(on_epoch)
-    started = time.perf_counter()
-    model.fit(
-        data.x_train, data.y_train, batch_size=params.batch_size, epochs=params.epochs,
-        validation_data=(data.x_val, data.y_val), shuffle=True, verbose=0, callbacks=[recorder],
-    )
-    seconds = time.perf_counter() - started
-    test = model.evaluate(data.x_test, data.y_test, batch_size=params.batch_size, verbose=0, return_dict=True)
-    return BaselineResult(
-        baseline=baseline, model=model, history=tuple(recorder.rows),
-        test_loss=float(test["loss"]), test_accuracy=float(test["accuracy"]), seconds=seconds,
-    )
+    return fit_and_evaluate(model, data, params, on_epoch=on_epoch)
 
 
-def summary(result: BaselineResult) -> dict:
+def summary(baseline: Baseline, result: "FitOutcome") -> dict:
     """The baseline's entry in baselines.json."""
-    baseline = result.baseline
     return {
         "kind": baseline.kind,
         "kernels": list(baseline.kernel_names),

@@ -1,8 +1,10 @@
-"""True 2-D convolution of image batches with kernel banks; pure NumPy/SciPy, no files.
+"""True 2-D convolution of image batches with kernel banks; NumPy/SciPy or TensorFlow, no files.
 
 The reference is `scipy.ndimage.convolve(image, k, mode="constant", cval=0)`: a 'same'
 sized, zero-padded, TRUE convolution (kernel flipped), the way people apply a kernel
-they wrote down. `convolve_batch` reproduces it for every image and kernel at once.
+they wrote down. `convolve_batch` reproduces it for every image and kernel at once in
+NumPy; `convolve_batch_tf` does the same through `tf.nn.conv2d` for callers that have
+TensorFlow loaded anyway (it is imported there, not here).
 
 Keras' Conv2D computes cross-correlation. The flip that turns a written kernel into
 Keras weights happens here, in `to_keras_weights`, and nowhere else; the batched path
@@ -130,3 +132,22 @@ def convolve_batch(images: np.ndarray, kernels: Sequence[Kernel | np.ndarray], d
             np.copyto(columns[:used], windows)
             np.matmul(columns[:used].reshape(-1, size * size), matrix, out=out[start:stop].reshape(-1, n_kernels))
     return out
+
+
+def convolve_batch_tf(images: np.ndarray, kernels: Sequence[Kernel | np.ndarray], batch: int = 1024) -> np.ndarray:
+    """(N, H, W, n) float32, same as `convolve_batch`, through TensorFlow's conv2d.
+
+    conv2d is a cross-correlation, so it gets `to_keras_weights` (flipped); 'SAME'
+    padding of an odd kernel at stride 1 is the symmetric zero padding of the reference.
+    """
+    import tensorflow as tf
+
+    images = _as_images(images)
+    check_fits(kernels, min(images.shape[1:]))
+    weights = tf.constant(to_keras_weights(kernels))
+    outputs = [
+        tf.nn.conv2d(tf.constant(images[start : start + batch, ..., np.newaxis], dtype=tf.float32),
+                     weights, strides=1, padding="SAME").numpy()
+        for start in range(0, len(images), batch)
+    ]
+    return np.concatenate(outputs)

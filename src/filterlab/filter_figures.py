@@ -130,12 +130,21 @@ def gif_bytes(frames: list[np.ndarray], frame_ms: int) -> bytes:
     return stream.getvalue()
 
 
-def conv1_feature_maps(model, images: np.ndarray) -> np.ndarray:
-    """The model's own conv1 output (cross-correlation + bias, before ReLU): N × h × w × filters."""
-    import keras
+def conv1_feature_maps(images: np.ndarray, kernel: np.ndarray, bias: np.ndarray, stride: int) -> np.ndarray:
+    """conv1's own output, before ReLU: N × h × w × filters, without loading TensorFlow.
 
-    conv1 = keras.Model(model.inputs, model.get_layer("conv1").output)
-    return np.asarray(conv1.predict(images, verbose=0))
+    `kernel` is conv1's Keras weights (kh, kw, 1, filters): Keras computes a 'valid'
+    cross-correlation with a stride, plus bias, which is exactly what this reproduces.
+    """
+    from scipy import signal
+
+    images = np.asarray(images, dtype=np.float32)[..., 0]
+    maps = [
+        np.stack([signal.correlate2d(image, kernel[:, :, 0, f], mode="valid")[::stride, ::stride]
+                  for f in range(kernel.shape[3])], axis=-1)
+        for image in images
+    ]
+    return np.stack(maps).astype(np.float32) + np.asarray(bias, dtype=np.float32)
 
 
 def one_per_class(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

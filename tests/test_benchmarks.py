@@ -1,0 +1,44 @@
+"""The benchmark scripts still run and still compare equal things (no timing asserts: see benchmarks/)."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+
+def test_convolution_benchmark_checks_every_engine_against_the_reference(tiny_prepared):
+    import convolution as bench
+
+    from filterlab.kernels import KERNELS
+
+    kernels = [KERNELS[name] for name in ("sobel_x", "peak_1x3", "gaussian_5x5")]
+    result = bench.run(tiny_prepared.x_train[:12], kernels, repeats=1)
+    assert set(result["engines"]) == {"numpy", "tensorflow"}
+    assert all(difference <= 1e-5 for difference in result["max_abs_difference"].values())
+    assert result["padded_side"] == 5 and result["images"] == 12
+
+
+def test_convolution_benchmark_refuses_a_wrong_batched_result(tiny_prepared, monkeypatch):
+    import convolution as bench
+
+    from filterlab.kernels import KERNELS
+
+    monkeypatch.setitem(bench.ENGINES, "numpy", lambda images, kernels: bench.convolution.convolve_batch(images, kernels) + 1e-3)
+    with pytest.raises(RuntimeError, match="differs"):
+        bench.run(tiny_prepared.x_train[:4], [KERNELS["sobel_x"]], repeats=1)
+
+
+def test_throughput_benchmark_times_both_arms_of_the_same_model(tiny_prepared, mlflow_uri):
+    import throughput
+
+    from filterlab.sections import GridParams, TrainParams
+    from filterlab.training import VariantSpec
+
+    params = TrainParams(grid=GridParams((4,), (3,), (2,)), epochs=1, batch_size=64, learning_rate=0.01,
+                         block2_filters=4, dropout=0.1, threads=0)
+    result = throughput.compare(tiny_prepared, VariantSpec(4, 3, 2), params, seed=1, repeats=1)
+    assert result["training_throughput"]["train_images"] == len(tiny_prepared.x_train)
+    assert result["training_throughput"]["ratio_ours_to_bare"]["n"] == 1
+    assert result["mlflow_logging"]["tracking_seconds"]["median"] > 0
