@@ -82,9 +82,31 @@ def main() -> None:
 
     atomic.write_json(args.out, results)
     print(f"wrote {args.out}")
-    for name in ("training_throughput", "mlflow_logging", "stage_overhead", "noop_repro", "classic_convolution"):
-        print(f"  {name}: { {k: v for k, v in results[name].items() if not isinstance(v, dict) or 'median' in v} }")
+    for line in headlines(results):
+        print("  " + line)
 
+
+def headlines(results: dict) -> list[str]:
+    """One line per figure: the median and the target, as the README's Performance table shows them."""
+    def median(entry: dict, key: str) -> float:
+        return entry[key]["median"]
+
+    lines = []
+    throughput, logging = results["training_throughput"], results["mlflow_logging"]
+    lines.append(f"training throughput, ours/bare: {median(throughput, 'ratio_ours_to_bare'):.3f} (target >= 0.95)")
+    overhead = results["stage_overhead"]
+    if "skipped" in overhead:
+        lines.append(f"whole-stage overhead: skipped ({overhead['skipped']})")
+    else:
+        lines.append(f"whole-stage overhead: {median(overhead, 'overhead_seconds'):.1f} s, "
+                     f"{100 * median(overhead, 'overhead_share_of_stage'):.0f}% of the stage")
+    noop = results["noop_repro"]
+    lines.append(f"no-op dvc repro: {noop['skipped']}" if "skipped" in noop
+                 else f"no-op dvc repro: {median(noop, 'seconds'):.2f} s (target <= 2 s)")
+    for engine, entry in results["classic_convolution"]["engines"].items():
+        lines.append(f"classic convolution, {engine} batched: {median(entry, 'speedup_per_repeat'):.1f}x (target >= 20x)")
+    lines.append(f"MLflow logging share of fit: {100 * median(logging, 'share_of_fit'):.2f}% (target <= 2%)")
+    return lines
 
 if __name__ == "__main__":
     main()
