@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from filterlab import atomic, stage
-from filterlab.dataset import load_prepared
+from filterlab.dataset import first_of_each_class, load_prepared
 from filterlab.errors import ParamError
 from filterlab.params import load_section, load_seed, read_params
 from filterlab.sections import IMAGE_SIDE, BaselinesParams, TrainParams, final_side
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     # Keras, TensorFlow and MLflow load only once the inputs are valid.
     from filterlab import baseline_figures, baselines, determinism, tracking
 
-    digits, labels = baseline_figures.one_per_class(data.x_test, data.y_test)
+    digits, labels = first_of_each_class(data.x_test, data.y_test)
     figure = baseline_figures.feature_maps_figure(selected, digits, labels)
     atomic.save_figure(args.figures / "feature_maps.png", figure, dpi=110)
 

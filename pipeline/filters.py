@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from filterlab import atomic, filter_figures, similarity, stage, tracking
-from filterlab.dataset import load_prepared
+from filterlab.dataset import first_of_each_class, load_prepared
 from filterlab.errors import DataError
 from filterlab.kernels import KERNELS
 from filterlab.params import load_section, read_params
@@ -50,7 +50,7 @@ def main() -> None:
     kernels, epochs = arrays["kernels"], arrays["epochs"]
     test = load_prepared(args.data)
     variant = run["variant"]
-    digits, classes = filter_figures.one_per_class(test.x_test, test.y_test)
+    digits, classes = first_of_each_class(test.x_test, test.y_test)
     figures = {
         "init_vs_learned.png": filter_figures.init_vs_learned(kernels[0], kernels[-1], params.colormap, variant),
         "evolution.png": filter_figures.evolution_strip(kernels, epochs, params.colormap, variant),

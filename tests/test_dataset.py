@@ -102,3 +102,11 @@ def test_load_prepared_names_what_is_missing(tmp_path):
     atomic.save_npz(tmp_path / "partial.npz", x_train=np.zeros((1, 28, 28, 1), np.float32))
     with pytest.raises(DataError, match="missing arrays y_train"):
         dataset.load_prepared(tmp_path / "partial.npz")
+
+
+def test_first_of_each_class_takes_the_first_of_each_digit():
+    labels = np.array([3, 1, 3, 0, 1])
+    images = np.arange(5)[:, None, None, None] * np.ones((5, 28, 28, 1))
+    chosen, classes = dataset.first_of_each_class(images, labels)
+    assert classes.tolist() == [0, 1, 3]
+    assert chosen[:, 0, 0, 0].tolist() == [3, 1, 0]

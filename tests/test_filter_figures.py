@@ -47,14 +47,6 @@ def test_gif_has_one_frame_per_epoch_and_the_requested_duration():
         assert gif.info["duration"] == 250
 
 
-def test_one_per_class_takes_the_first_of_each_digit():
-    labels = np.array([3, 1, 3, 0, 1])
-    images = np.arange(5)[:, None, None, None] * np.ones((5, 28, 28, 1))
-    chosen, classes = filter_figures.one_per_class(images, labels)
-    assert classes.tolist() == [0, 1, 3]
-    assert chosen[:, 0, 0, 0].tolist() == [3, 1, 0]
-
-
 def test_feature_maps_shows_at_most_max_maps_filters():
     rng = np.random.default_rng(1)
     maps = rng.normal(size=(2, 26, 26, filter_figures.MAX_MAPS + 4))

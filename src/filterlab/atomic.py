@@ -25,7 +25,7 @@ def replacing(path: str | os.PathLike, mode: str = "wb") -> Iterator[io.IOBase]:
     handle, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         # mkstemp makes the file 0600; give it the mode a plain open() would have.
-        os.chmod(tmp_name, 0o666 & ~_umask())
+        os.chmod(tmp_name, 0o666 & ~current_umask())
         with os.fdopen(handle, mode) as stream:
             yield stream
             stream.flush()
@@ -37,7 +37,8 @@ def replacing(path: str | os.PathLike, mode: str = "wb") -> Iterator[io.IOBase]:
         raise
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process umask (reading it means setting it, so it is set straight back)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask

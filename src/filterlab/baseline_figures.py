@@ -18,14 +18,6 @@ UNSIGNED = "Greys"
 FLIP_NOTE = "true convolutions (scipy.ndimage.convolve, zero padding); Keras' Conv2D gets each kernel flipped"
 
 
-def one_per_class(images: np.ndarray, labels: np.ndarray, classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """The first image of each class present, in class order: (k, H, W) images and their labels."""
-    images = images[..., 0] if images.ndim == 4 else images
-    present = [digit for digit in range(classes) if np.any(labels == digit)]
-    first = [int(np.flatnonzero(labels == digit)[0]) for digit in present]
-    return images[first], np.array(present)
-
-
 def _number(value: float) -> str:
     return f"{value:.0f}" if float(value).is_integer() else f"{value:.2f}".replace("0.", ".")
 

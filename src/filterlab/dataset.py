@@ -121,6 +121,13 @@ def load_manifest(raw_dir: str | os.PathLike) -> dict:
     return manifest
 
 
+def first_of_each_class(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first image of every class present, in class order, and those classes: one digit per column of a figure."""
+    classes = np.unique(labels)
+    first = np.array([np.flatnonzero(labels == label)[0] for label in classes])
+    return images[first], classes
+
+
 def save_prepared(path: str | os.PathLike, data: Prepared) -> None:
     arrays = {f"{kind}_{split}": getattr(data, f"{kind}_{split}") for split in SPLITS for kind in ("x", "y")}
     atomic.save_npz(path, **arrays, source=np.array(data.source), raw_sha256=np.array(data.raw_sha256))

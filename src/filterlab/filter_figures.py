@@ -147,13 +147,6 @@ def conv1_feature_maps(images: np.ndarray, kernel: np.ndarray, bias: np.ndarray,
     return np.stack(maps).astype(np.float32) + np.asarray(bias, dtype=np.float32)
 
 
-def one_per_class(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The first image of every class present, in class order."""
-    classes = np.unique(labels)
-    first = np.array([np.flatnonzero(labels == c)[0] for c in classes])
-    return images[first], classes
-
-
 def feature_maps(images: np.ndarray, classes: np.ndarray, maps: np.ndarray, colormap: str, variant: str):
     """Rows digits: the digit, then the first MAX_MAPS filters' maps side by side, one scale per filter.
 

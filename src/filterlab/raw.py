@@ -89,9 +89,7 @@ def install_directory(staging: str | os.PathLike, target: str | os.PathLike) -> 
     """Put the finished `staging` folder at `target`, replacing any old one only now."""
     staging, target = Path(staging), Path(target)
     # mkdtemp made `staging` private (0700); give it the permissions a plain mkdir would.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)
+    os.chmod(staging, 0o777 & ~atomic.current_umask())
     old = None
     if target.exists():
         old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old."))
