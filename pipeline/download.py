@@ -12,21 +12,22 @@ import sys
 import tempfile
 from pathlib import Path
 
-from filterlab import atomic, raw, stage
-from filterlab.params import load_section, read_params
-from filterlab.sections import DataParams
+from filterlab.config.params import load_section
+from filterlab.config.sections import DataParams
+from filterlab.core import atomic, stage
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", required=True, help="params.yaml")
     parser.add_argument("--out", required=True, type=Path, help="folder for the raw files (data/raw)")
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main() -> None:
-    args = parse_args()
-    params = load_section(read_params(args.params), "data", DataParams)
+def download(args: argparse.Namespace) -> None:
+    params = load_section(stage.open_params(args.params), "data", DataParams)
+    from filterlab.data import raw  # NumPy loads after the pin
+
     args.out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=args.out.parent, prefix=f".{args.out.name}.", suffix=".tmp"))
     try:
@@ -40,5 +41,10 @@ def main() -> None:
     print(f"{args.out}: MNIST from {manifest['source']}, image counts {manifest['counts']}")
 
 
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    return stage.run(lambda: download(args))
+
+
 if __name__ == "__main__":
-    stage.run(main)
+    sys.exit(main())

@@ -1,74 +1,62 @@
 """Stage `filters@<variant>`: pictures of one variant's conv1 filters and how classic they are.
 
-Reads the `filters` params, the prepared test split (--data) and the train stage's
---model-dir (filters.npz, run.json). conv1's feature maps are recomputed from the saved
-kernel and bias, so this stage, which trains nothing, never imports TensorFlow. Writes init_vs_learned.png,
-evolution.png, evolution.gif and feature_maps.png under --figures, the similarity
-metrics to --metrics, and logs all of it to the variant's own MLflow run.
+Reads params.yaml (numerics, figures, filters), the prepared test split (--data) and the
+train stage's filters.npz and run.json (filterlab.training.artifacts). conv1's feature maps
+are recomputed from the saved kernel and bias, so this stage, which trains nothing, never
+imports TensorFlow. Writes init_vs_learned.png, evolution.png, evolution.gif and
+feature_maps.png under --figures and the similarity metrics to --metrics, and adds them to
+the variant's finished MLflow run (found by its filters.npz digest) without reopening it.
 """
 
 import argparse
-import json
+import sys
 from pathlib import Path
 
-import numpy as np
-
-from filterlab import atomic, filter_figures, similarity, stage, tracking
-from filterlab.dataset import first_of_each_class, load_prepared
-from filterlab.errors import DataError
-from filterlab.kernels import KERNELS
-from filterlab.params import load_section, read_params
-from filterlab.sections import FiltersParams
-
-RUN_KEYS = ("run_id", "variant", "filters", "kernel_size", "stride")
+from filterlab.config.params import load_section
+from filterlab.config.sections import FiguresParams, FiltersParams
+from filterlab.core import stage
 
 
-def read_variant(model_dir: Path) -> tuple[dict[str, np.ndarray], dict]:
-    """filters.npz (kernels (epochs+1, kh, kw, 1, filters), epochs, bias) and run.json; DataError on anything missing."""
-    for name in ("filters.npz", "run.json"):
-        if not (model_dir / name).is_file():
-            raise DataError(f"{model_dir / name}: not found; run `dvc repro train` for this variant first")
-    arrays = atomic.load_npz(model_dir / "filters.npz")
-    if not {"kernels", "epochs", "bias"} <= set(arrays) or arrays["kernels"].ndim != 5:
-        raise DataError(f"{model_dir / 'filters.npz'}: expected `kernels` (epochs+1, kh, kw, 1, filters), `epochs`, `bias`")
-    run = json.loads((model_dir / "run.json").read_text(encoding="utf-8"))
-    missing = [key for key in RUN_KEYS if key not in run]
-    if missing:
-        raise DataError(f"{model_dir / 'run.json'}: missing {', '.join(missing)}; re-run the train stage")
-    if arrays["kernels"].shape[4] != run["filters"] or arrays["kernels"].shape[1] != run["kernel_size"]:
-        raise DataError(f"{model_dir}: filters.npz shape {arrays['kernels'].shape} does not match run.json")
-    return arrays, run
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    for flag in ("--params", "--data", "--model-dir", "--figures", "--metrics"):
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for flag in ("--params", "--data", "--filters", "--run", "--figures", "--metrics"):
         parser.add_argument(flag, required=True, type=Path)
-    args = parser.parse_args()
-    params = load_section(read_params(args.params), "filters", FiltersParams)
-    arrays, run = read_variant(args.model_dir)
-    kernels, epochs = arrays["kernels"], arrays["epochs"]
+    return parser.parse_args(argv)
+
+
+def draw(args: argparse.Namespace) -> None:
+    params = stage.open_params(args.params)
+    style, section = load_section(params, "figures", FiguresParams), load_section(params, "filters", FiltersParams)
+
+    from filterlab.core import atomic, tracking  # NumPy and MLflow load after the pin
+    from filterlab.data.dataset import first_of_each_class, load_prepared
+    from filterlab.figures import filters
+    from filterlab.kernels import similarity
+    from filterlab.kernels.bank import KERNELS
+    from filterlab.training import artifacts
+
+    arrays, run = artifacts.read_filters(args.filters, args.run)
+    kernels, epochs, variant = arrays["kernels"], arrays["epochs"], run["variant"]
     test = load_prepared(args.data)
-    variant = run["variant"]
     digits, classes = first_of_each_class(test.x_test, test.y_test)
+    maps = filters.conv1_feature_maps(digits, kernels[-1], arrays["bias"], run["stride"])
     figures = {
-        "init_vs_learned.png": filter_figures.init_vs_learned(kernels[0], kernels[-1], params.colormap, variant),
-        "evolution.png": filter_figures.evolution_strip(kernels, epochs, params.colormap, variant),
-        "feature_maps.png": filter_figures.feature_maps(
-            digits, classes, filter_figures.conv1_feature_maps(digits, kernels[-1], arrays["bias"], run["stride"]),
-            params.colormap, variant,
-        ),
+        "init_vs_learned.png": filters.init_vs_learned(kernels[0], kernels[-1], style.colormap, variant),
+        "evolution.png": filters.evolution_strip(kernels, epochs, style.colormap, variant),
+        "feature_maps.png": filters.feature_maps(digits, classes, maps, style.colormap, variant),
     }
-    frames = filter_figures.evolution_frames(kernels, params.colormap)
+    frames = filters.evolution_frames(kernels, style.colormap)
     for name, figure in figures.items():
-        atomic.save_figure(args.figures / name, figure, dpi=110)
-    atomic.write_bytes(args.figures / "evolution.gif", filter_figures.gif_bytes(frames, params.gif_frame_ms))
+        atomic.save_figure(args.figures / name, figure, dpi=style.dpi)
+    atomic.write_bytes(args.figures / "evolution.gif", filters.gif_bytes(frames, section.gif_frame_ms))
 
     report = similarity.compare_filters(kernels[0], kernels[-1], KERNELS)
-    metrics = {key: run[key] for key in ("variant", "filters", "kernel_size", "stride")} | report
-    atomic.write_json(args.metrics, metrics)
+    atomic.write_json(args.metrics, {key: run[key] for key in artifacts.RUN_KEYS} | report)
 
-    with tracking.start_run("train", variant, run_id=run["run_id"]) as mlflow_run:
+    mlflow_run = tracking.finished_run("train", {tracking.FILTERS_TAG: artifacts.file_sha256(args.filters)})
+    if mlflow_run is None:
+        print(f"{variant}: no MLflow run holds these filters (restored from DVC's run-cache?); files written only")
+    else:
         for epoch, frame in zip(epochs, frames, strict=True):
             mlflow_run.log_image(frame, key="conv1_filters", step=int(epoch))
         mlflow_run.log_artifacts(args.figures, artifact_path="filters")
@@ -78,7 +66,15 @@ def main() -> None:
                 f"filters.similarity_{moment}_{stat}": report["similarity"][moment][stat]
                 for moment in ("init", "learned") for stat in ("mean", "max")
             })
+    learned = report["similarity"]["learned"]["mean"]
+    summary = f"mean nearest-kernel similarity {learned:.3f}" if report["comparable"] else "no bank kernel of this size"
+    print(f"{variant}: {len(epochs)} snapshots, {summary}; wrote {args.figures}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    return stage.run(lambda: draw(args))
 
 
 if __name__ == "__main__":
-    stage.run(main)
+    sys.exit(main())

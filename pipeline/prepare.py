@@ -1,4 +1,4 @@
-"""Stage `prepare`: reads data/raw/ (IDX files + manifest.json) and params `seed`, `prepare`.
+"""Stage `prepare`: reads data/raw/ (IDX files + manifest.json) and params `seed`, `numerics`, `prepare`.
 
 Writes data/prepared/mnist.npz (float32 images in [0, 1], int64 labels; train/val/test)
 and reports/metrics/data.json (images per split and per class, and where they came from).
@@ -6,27 +6,28 @@ The test split is MNIST's t10k for downloaded data, a stratified hold-out for th
 """
 
 import argparse
+import sys
 from pathlib import Path
 
-from filterlab import atomic, dataset, idx, stage
-from filterlab.params import load_section, load_seed, read_params
-from filterlab.sections import PrepareParams
+from filterlab.config.params import load_section, load_seed
+from filterlab.config.sections import PrepareParams
+from filterlab.core import atomic, stage
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", required=True, help="params.yaml")
     parser.add_argument("--raw", required=True, type=Path, help="the download stage's folder (data/raw)")
     parser.add_argument("--out", required=True, type=Path, help="prepared dataset (data/prepared/mnist.npz)")
     parser.add_argument("--metrics", required=True, type=Path, help="data metrics (reports/metrics/data.json)")
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main() -> None:
-    args = parse_args()
-    params = read_params(args.params)
-    seed = load_seed(params)
-    section = load_section(params, "prepare", PrepareParams)
+def prepare(args: argparse.Namespace) -> None:
+    params = stage.open_params(args.params)
+    seed, section = load_seed(params), load_section(params, "prepare", PrepareParams)
+    from filterlab.data import dataset, idx  # NumPy loads after the pin
+
     manifest = dataset.load_manifest(args.raw)
     has_t10k = manifest["test_split"] == "t10k"
     source = {"remote": "remote", "bundled": "bundled"}.get(manifest["source"], f"mirror:{manifest['url']}")
@@ -49,5 +50,10 @@ def main() -> None:
     print(f"{args.out}: {source} digits, {counts}, test = {test_split}")
 
 
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    return stage.run(lambda: prepare(args))
+
+
 if __name__ == "__main__":
-    stage.run(main)
+    sys.exit(main())

@@ -1,57 +1,70 @@
 """Stage `probes`: three small experiments on how a filter gets its numbers.
 
-Reads params.yaml (seed, probes) and the prepared training split (--data). Writes
-single_image.png, peak.png and recovery.png under --figures, all numbers to --metrics,
-and one MLflow run per probe in experiment `probes`.
+Reads params.yaml (seed, numerics, figures, probes) and the prepared training split
+(--data). Writes single_image.png, peak.png and recovery.png under --figures, all numbers
+to --metrics, and one MLflow run per probe in experiment `probes`.
 """
 
 import argparse
+import sys
 from pathlib import Path
 
-from filterlab import atomic, probes_peak, probes_recovery, probes_single, stage, tracking
-from filterlab.dataset import load_prepared
-from filterlab.kernels import KERNELS
-from filterlab.params import load_section, load_seed, read_params
-from filterlab.sections import ProbesParams
+from filterlab.config.params import load_section, load_seed
+from filterlab.config.sections import FiguresParams, ProbesParams
+from filterlab.core import stage
 
 EXPERIMENT = "probes"
+RECOVERY_SHAPE = (3, 3)  # the recovery probe trains a single 3x3 Conv2D; another size could never match exactly
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for flag in ("--params", "--data", "--figures", "--metrics"):
+        parser.add_argument(flag, required=True, type=Path)
+    return parser.parse_args(argv)
 
 
 def log(name: str, section, seed: int, metrics: dict, figure_path: Path) -> None:
+    from filterlab.core import tracking
+
     scalars = {key: value for key, value in metrics.items() if type(value) in (int, float)}
     with tracking.start_run(EXPERIMENT, name, params={**vars(section), "seed": seed}) as run:
         run.log_metrics(scalars)
         run.log_artifact(figure_path)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    for flag in ("--params", "--data", "--figures", "--metrics"):
-        parser.add_argument(flag, required=True, type=Path)
-    args = parser.parse_args()
-    params = read_params(args.params)
-    seed = load_seed(params)
+def probe(args: argparse.Namespace) -> None:
+    params = stage.open_params(args.params)
+    seed, style = load_seed(params), load_section(params, "figures", FiguresParams)
     probes = load_section(params, "probes", ProbesParams)
-    data = load_prepared(args.data)
+    from filterlab.kernels import bank
 
-    single = probes_single.run(data.x_train, data.y_train, probes.single_image, seed)
-    hand = probes_peak.hand_applied(probes.peak.vector)
-    learned = probes_peak.learn(probes.peak, seed)
+    kernels = bank.select(probes.recovery.kernels, "probes.recovery.kernels", shape=RECOVERY_SHAPE)
+
+    from filterlab.core import atomic  # NumPy and TensorFlow load after the pin
+    from filterlab.data.dataset import load_prepared
+    from filterlab.probes import peak, recovery, single_image
+
+    data = load_prepared(args.data)
+    print("[1/3] single-image probe", flush=True)
+    single = single_image.run(data.x_train, data.y_train, probes.single_image, seed)
+    print("[2/3] peak probe", flush=True)
+    hand = peak.hand_applied(probes.peak.vector)
+    learned = peak.learn(probes.peak, seed)
+    print(f"[3/3] recovery probe: {', '.join(kernel.name for kernel in kernels)}", flush=True)
     images = data.x_train[: probes.recovery.n_images]
-    recovered = [
-        probes_recovery.recover(images, KERNELS[name], probes.recovery, seed) for name in probes.recovery.kernels
-    ]
+    recovered = [recovery.recover(images, kernel, probes.recovery, seed) for kernel in kernels]
 
     figures = {
-        "single_image": probes_single.figure(single, probes.single_image.digit),
-        "peak": probes_peak.figure(hand, learned),
-        "recovery": probes_recovery.figure(recovered),
+        "single_image": single_image.figure(single, probes.single_image.digit, style.colormap),
+        "peak": peak.figure(hand, learned),
+        "recovery": recovery.figure(recovered, style.colormap),
     }
     for name, figure in figures.items():
-        atomic.save_figure(args.figures / f"{name}.png", figure, dpi=110)
+        atomic.save_figure(args.figures / f"{name}.png", figure, dpi=style.dpi)
     peak_metrics = hand | {
         "learned_filter": learned.learned.tolist(), "learned_bias": learned.bias, "train_accuracy": learned.accuracy,
-        "cosine_to_peak": probes_peak.cosine(learned.learned, probes_peak.PEAK), "kept_restart": learned.kept,
+        "cosine_to_peak": peak.cosine(learned.learned, peak.PEAK), "kept_restart": learned.kept,
         "restart_accuracies": learned.restart_accuracies, "restart_cosines": learned.restart_cosines,
     }
     recovery_metrics = {result.name: result.metrics() for result in recovered}
@@ -64,7 +77,14 @@ def main() -> None:
     flat_recovery = {f"{result.name}.max_abs_error": result.max_abs_error for result in recovered}
     log("recovery", probes.recovery, seed, flat_recovery | {"max_abs_error": recovery_metrics["max_abs_error"]},
         args.figures / "recovery.png")
+    print(f"probes: single-image |r| {metrics['single_image']['abs_corr_learned_mean']:.4f}, "
+          f"peak cosine {peak_metrics['cosine_to_peak']:.4f}, recovery max error {recovery_metrics['max_abs_error']:.1e}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    return stage.run(lambda: probe(args))
 
 
 if __name__ == "__main__":
-    stage.run(main)
+    sys.exit(main())

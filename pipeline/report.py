@@ -6,12 +6,20 @@ Markdown carries the same tables for PR comments and lists the figures by path.
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
-from filterlab import atomic, stage
-from filterlab.errors import DataError
-from filterlab.params import load_section, read_params
-from filterlab.sections import ReportParams, TrainParams
+from filterlab.config.params import load_section
+from filterlab.config.sections import ReportParams, TrainParams
+from filterlab.core import atomic, stage
+from filterlab.core.errors import DataError
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for flag in ("--params", "--metrics", "--figures", "--html", "--markdown"):
+        parser.add_argument(flag, required=True, type=Path)
+    return parser.parse_args(argv)
 
 
 def read_metrics(folder: Path) -> dict:
@@ -24,26 +32,27 @@ def read_metrics(folder: Path) -> dict:
     return metrics
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    for name in ("--params", "--metrics", "--figures", "--html", "--markdown"):
-        parser.add_argument(name, required=True, type=Path)
-    args = parser.parse_args()
-    params = read_params(args.params)
+def render(args: argparse.Namespace) -> None:
+    params = stage.open_params(args.params)
     settings = load_section(params, "report", ReportParams)
     grid = load_section(params, "train", TrainParams).grid  # the current grid says which variants are current
 
-    from filterlab import report, report_html, report_plots, report_tables
+    from filterlab.report import content, page, plots, tables  # NumPy and matplotlib load after the pin
 
-    results = report.collect(settings.title, grid, read_metrics(args.metrics))
+    results = content.collect(settings.title, grid, read_metrics(args.metrics))
     available = sorted(p.relative_to(args.figures).as_posix() for p in args.figures.rglob("*.png"))
-    chosen = [path for _caption, paths in report_tables.figure_sections(results, available) for path in paths]
+    chosen = [path for _caption, paths in tables.figure_sections(results, available) for path in paths]
     figures = {path: (args.figures / path).read_bytes() for path in chosen}
-    plots = report_plots.all_plots(results)
-    atomic.write_text(args.html, report_html.render_html(results, plots, figures, available))
-    atomic.write_text(args.markdown, report_tables.render_markdown(results, available, list(plots)))
+    figure_plots = plots.all_plots(results)
+    atomic.write_text(args.html, page.render_html(results, figure_plots, figures, available))
+    atomic.write_text(args.markdown, tables.render_markdown(results, available, list(figure_plots)))
     print(f"report: {len(results.variants)} variants, best {results.best.name}; wrote {args.html} and {args.markdown}")
 
 
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    return stage.run(lambda: render(args))
+
+
 if __name__ == "__main__":
-    stage.run(main)
+    sys.exit(main())

@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 @pytest.fixture(scope="session")
 def bundled_digits():
     """The bundled subset's images (uint8, N×28×28) and labels, read once per session."""
-    from filterlab import bundled
+    from filterlab.data import bundled
 
     return bundled.load()
 
@@ -24,7 +24,7 @@ def bundled_digits():
 @pytest.fixture
 def tiny_prepared(bundled_digits):
     """A `Prepared` of 300 real bundled digits: 200 train, 50 val, 50 test."""
-    from filterlab.dataset import Prepared, scale
+    from filterlab.data.dataset import Prepared, scale
 
     images, labels = bundled_digits
     rng = np.random.default_rng(0)
@@ -39,7 +39,7 @@ def tiny_prepared(bundled_digits):
 @pytest.fixture
 def tiny_npz(tmp_path, tiny_prepared):
     """`tiny_prepared` saved where a stage would read `data/prepared/mnist.npz`."""
-    from filterlab.dataset import save_prepared
+    from filterlab.data.dataset import save_prepared
 
     path = tmp_path / "data" / "prepared" / "mnist.npz"
     save_prepared(path, tiny_prepared)
@@ -49,7 +49,7 @@ def tiny_npz(tmp_path, tiny_prepared):
 @pytest.fixture(scope="session")
 def migrated_db(tmp_path_factory):
     """A tracking database created once: migrating a fresh sqlite store takes seconds."""
-    from filterlab.tracking import ensure_database
+    from filterlab.core.tracking import ensure_database
 
     path = tmp_path_factory.mktemp("template") / "mlflow.db"
     ensure_database(f"sqlite:///{path}")

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import yaml
 
-from filterlab import baselines, convolution, stage
-from filterlab.kernels import KERNELS, select
-from filterlab.sections import GridParams, TrainParams
+from filterlab.training import baselines
+from filterlab.kernels import convolution
+from filterlab.core import stage
+from filterlab.kernels.bank import KERNELS, select
+from filterlab.config.sections import GridParams, TrainParams
 
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT / "pipeline"))
@@ -138,11 +140,11 @@ def test_stage_rejects_bad_params_before_any_work(tmp_path, tiny_npz, capsys, ch
 
 
 def test_stage_rejects_kernels_larger_than_the_image(monkeypatch):
-    from filterlab import kernels
-    from filterlab.errors import ParamError
-    from filterlab.sections import BaselinesParams
+    from filterlab.kernels import bank
+    from filterlab.core.errors import ParamError
+    from filterlab.config.sections import BaselinesParams
 
-    huge = kernels.Kernel("huge", "blur", np.ones((29, 29)) / 29**2, "Too big for a digit.")
-    monkeypatch.setitem(kernels.KERNELS, "huge", huge)
+    huge = bank.Kernel("huge", "blur", np.ones((29, 29)) / 29**2, "Too big for a digit.")
+    monkeypatch.setitem(bank.KERNELS, "huge", huge)
     with pytest.raises(ParamError, match="29x29 kernel leaves no feature map"):
         baselines_stage.select_kernels(BaselinesParams(kernels=("sobel_x", "huge"), random_std=1.0))

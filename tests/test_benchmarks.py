@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 def test_convolution_benchmark_checks_every_engine_against_the_reference(tiny_prepared):
     import convolution as bench
 
-    from filterlab.kernels import KERNELS
+    from filterlab.kernels.bank import KERNELS
 
     kernels = [KERNELS[name] for name in ("sobel_x", "peak_1x3", "gaussian_5x5")]
     result = bench.run(tiny_prepared.x_train[:12], kernels, repeats=1)
@@ -23,7 +23,7 @@ def test_convolution_benchmark_checks_every_engine_against_the_reference(tiny_pr
 def test_convolution_benchmark_refuses_a_wrong_batched_result(tiny_prepared, monkeypatch):
     import convolution as bench
 
-    from filterlab.kernels import KERNELS
+    from filterlab.kernels.bank import KERNELS
 
     monkeypatch.setitem(bench.ENGINES, "numpy", lambda images, kernels: bench.convolution.convolve_batch(images, kernels) + 1e-3)
     with pytest.raises(RuntimeError, match="differs"):
@@ -33,8 +33,8 @@ def test_convolution_benchmark_refuses_a_wrong_batched_result(tiny_prepared, mon
 def test_throughput_benchmark_times_both_arms_of_the_same_model(tiny_prepared, mlflow_uri):
     import throughput
 
-    from filterlab.sections import GridParams, TrainParams
-    from filterlab.training import VariantSpec
+    from filterlab.config.sections import GridParams, TrainParams
+    from filterlab.training.fit import VariantSpec
 
     params = TrainParams(grid=GridParams((4,), (3,), (2,)), epochs=1, batch_size=64, learning_rate=0.01,
                          block2_filters=4, dropout=0.1, threads=0)

@@ -19,7 +19,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from filterlab import report, report_html, report_plots
+from filterlab.report import content
+from filterlab.report import page
+from filterlab.report import plots
 from test_mlflow_server import api, mlflow_server  # noqa: F401  (mlflow_server is a fixture)
 from test_report import GRID, _loaded, make_reports
 
@@ -41,12 +43,12 @@ def chromium(tmp_path: Path, url: str, *extra: str, budget_ms: int = 5000) -> su
 
 def report_page(tmp_path: Path) -> Path:
     metrics, figures = make_reports(tmp_path / "reports")
-    results = report.collect("Browser check", GRID, _loaded(metrics))
+    results = content.collect("Browser check", GRID, _loaded(metrics))
     available = sorted(p.relative_to(figures).as_posix() for p in figures.rglob("*.png"))
     chosen = {p: (figures / p).read_bytes() for p in available if "init_vs" in p or not p.startswith("filters/")}
-    page = report_html.render_html(results, report_plots.all_plots(results), chosen, available)
+    html = page.render_html(results, plots.all_plots(results), chosen, available)
     path = tmp_path / "index.html"
-    path.write_text(page)
+    path.write_text(html)
     return path
 
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from filterlab import convolution
-from filterlab.kernels import KERNELS
+from filterlab.kernels import convolution
+from filterlab.kernels.bank import KERNELS
 
 ASYMMETRIC = ("sobel_x", "sobel_y", "emboss", "scharr_x")
 MIXED = ("sobel_x", "peak_1x3", "peak_3x1", "gabor_45", "emboss", "gaussian_5x5", "laplacian_8", "identity")

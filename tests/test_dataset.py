@@ -6,8 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from filterlab import atomic, dataset
-from filterlab.errors import DataError
+from filterlab.core import atomic
+from filterlab.data import dataset
+from filterlab.core.errors import DataError
 
 
 def test_stratified_split_holds_out_each_class_in_proportion():

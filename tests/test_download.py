@@ -18,9 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from filterlab import download, idx, raw
-from filterlab.errors import DownloadError
-from filterlab.sections import DataParams
+from filterlab.data import mirrors
+from filterlab.data import idx
+from filterlab.data import raw
+from filterlab.core.errors import DownloadError
+from filterlab.config.sections import DataParams
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = b"<!doctype html><html><body><h1>503 Service Unavailable</h1></body></html>"
@@ -47,7 +49,7 @@ def files():
 
 @pytest.fixture(scope="module")
 def expected(files):
-    return {name: download.Expected(hashlib.sha256(data).hexdigest(), len(data)) for name, data in files.items()}
+    return {name: mirrors.Expected(hashlib.sha256(data).hexdigest(), len(data)) for name, data in files.items()}
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -111,7 +113,7 @@ def _leftovers(directory):
 
 def test_good_mirror_delivers_verified_files(tmp_path, mirror, files, expected):
     url, requests = mirror(dict(files))
-    landed = download.fetch_all([url], tmp_path, expected, timeout=5, retries=0, progress=False)
+    landed = mirrors.fetch_all([url], tmp_path, expected, timeout=5, retries=0, progress=False)
     assert sorted(landed) == sorted(files)
     for name, data in files.items():
         assert (tmp_path / name).read_bytes() == data
@@ -122,9 +124,9 @@ def test_good_mirror_delivers_verified_files(tmp_path, mirror, files, expected):
 
 def test_progress_bar_goes_to_stderr_only_when_asked(tmp_path, mirror, files, expected, capsys):
     url, _ = mirror(dict(files))
-    download.fetch_all([url], tmp_path / "quiet", expected, timeout=5, retries=0, progress=False)
+    mirrors.fetch_all([url], tmp_path / "quiet", expected, timeout=5, retries=0, progress=False)
     assert capsys.readouterr() == ("", "")
-    download.fetch_all([url], tmp_path / "shown", expected, timeout=5, retries=0, progress=True)
+    mirrors.fetch_all([url], tmp_path / "shown", expected, timeout=5, retries=0, progress=True)
     captured = capsys.readouterr()
     assert captured.out == "" and "B/s" in captured.err
     assert all(f"{name}:" in captured.err for name in files)
@@ -140,7 +142,7 @@ def test_wrong_files_never_land_and_the_next_mirror_is_tried(tmp_path, mirror, f
     })
     good_url, good_requests = mirror(dict(files))
     sleeps = []
-    landed = download.fetch_all([bad_url, good_url], tmp_path, expected, timeout=5, retries=2, progress=False,
+    landed = mirrors.fetch_all([bad_url, good_url], tmp_path, expected, timeout=5, retries=2, progress=False,
                                 sleep=sleeps.append)
     for name, data in files.items():
         assert (tmp_path / name).read_bytes() == data
@@ -156,12 +158,12 @@ def test_cut_connection_is_retried_with_backoff_then_the_mirror_is_skipped(tmp_p
     flaky_url, flaky_requests = mirror({name: ("cut", data) for name, data in files.items()})
     good_url, _ = mirror(dict(files))
     sleeps = []
-    landed = download.fetch_all([flaky_url, good_url], tmp_path, expected, timeout=5, retries=2, progress=False,
+    landed = mirrors.fetch_all([flaky_url, good_url], tmp_path, expected, timeout=5, retries=2, progress=False,
                                 sleep=sleeps.append)
     assert {entry["url"] for entry in landed.values()} == {good_url}
     # Three tries of the first file, then the unreachable mirror is not asked again.
     assert flaky_requests == ["train-images-idx3-ubyte.gz"] * 3
-    assert sleeps == [download.BACKOFF_SECONDS, 2 * download.BACKOFF_SECONDS]
+    assert sleeps == [mirrors.BACKOFF_SECONDS, 2 * mirrors.BACKOFF_SECONDS]
     assert _leftovers(tmp_path) == []
 
 
@@ -175,7 +177,7 @@ def test_unknown_host_is_not_retried(tmp_path, monkeypatch, expected):
     monkeypatch.setattr(socket, "getaddrinfo", no_dns)
     sleeps = []
     with pytest.raises(DownloadError, match=r"mnist\.example\.invalid/: unreachable \(host not found"):
-        download.fetch_all(["https://mnist.example.invalid/"], tmp_path, expected, timeout=5, retries=2,
+        mirrors.fetch_all(["https://mnist.example.invalid/"], tmp_path, expected, timeout=5, retries=2,
                            progress=False, sleep=sleeps.append)
     assert lookups == ["mnist.example.invalid"] and sleeps == []
 
@@ -183,7 +185,7 @@ def test_unknown_host_is_not_retried(tmp_path, monkeypatch, expected):
 def test_failure_removes_everything_this_call_landed(tmp_path, mirror, files, expected):
     url, _ = mirror({"train-images-idx3-ubyte.gz": files["train-images-idx3-ubyte.gz"]})
     with pytest.raises(DownloadError, match=r"no mirror delivered a verified train-labels-idx1-ubyte\.gz.*HTTP 404"):
-        download.fetch_all([url], tmp_path, expected, timeout=5, retries=0, progress=False)
+        mirrors.fetch_all([url], tmp_path, expected, timeout=5, retries=0, progress=False)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -231,8 +233,8 @@ def test_mnist_mirror_url_is_tried_before_the_configured_mirrors(tmp_path, mirro
 
 
 def test_mirror_url_turns_folders_into_file_urls(tmp_path):
-    assert download.mirror_url(str(tmp_path)) == tmp_path.as_uri() + "/"
-    assert download.mirror_url("https://example.org/mnist/") == "https://example.org/mnist/"
+    assert mirrors.mirror_url(str(tmp_path)) == tmp_path.as_uri() + "/"
+    assert mirrors.mirror_url("https://example.org/mnist/") == "https://example.org/mnist/"
 
 
 def _run_stage(tmp_path, source, mirror_url, out):

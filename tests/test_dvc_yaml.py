@@ -5,8 +5,8 @@ from pathlib import Path
 
 import yaml
 
-from filterlab.params import load_section, read_params
-from filterlab.sections import TrainParams
+from filterlab.config.params import load_section, read_params
+from filterlab.config.sections import TrainParams
 
 ROOT = Path(__file__).resolve().parents[1]
 

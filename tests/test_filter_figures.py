@@ -5,7 +5,7 @@ import io
 import numpy as np
 import pytest
 
-from filterlab import filter_figures
+from filterlab.figures import filters
 
 
 def kernels(epochs=3, size=3, filters=5):
@@ -15,7 +15,7 @@ def kernels(epochs=3, size=3, filters=5):
 
 def test_init_vs_learned_pairs_share_one_symmetric_scale():
     k = kernels()
-    figure = filter_figures.init_vs_learned(k[0], k[-1], "RdBu_r", "f5_k3_s1")
+    figure = filters.init_vs_learned(k[0], k[-1], "RdBu_r", "f5_k3_s1")
     assert "Keras conv1 weights (cross-correlation)" in figure._suptitle.get_text()
     pairs = [axes.images[0] for axes in figure.axes if axes.images]
     assert len(pairs) == 5
@@ -27,33 +27,33 @@ def test_init_vs_learned_pairs_share_one_symmetric_scale():
 def test_evolution_frames_keep_each_filter_on_one_scale():
     k = kernels(epochs=4)
     k[:, :, :, 0, 1] = 0.0  # an all-zero filter must not divide by zero
-    frames = filter_figures.evolution_frames(k, "RdBu_r")
+    frames = filters.evolution_frames(k, "RdBu_r")
     assert len(frames) == 4
     assert all(frame.shape == frames[0].shape and frame.dtype == np.uint8 for frame in frames)
     assert frames[0].shape[2] == 3
     # A filter that does not change between epochs draws the same pixels in every frame.
     k_static = kernels(epochs=2)
     k_static[1] = k_static[0]
-    still = filter_figures.evolution_frames(k_static, "RdBu_r")
+    still = filters.evolution_frames(k_static, "RdBu_r")
     np.testing.assert_array_equal(still[0], still[1])
 
 
 def test_gif_has_one_frame_per_epoch_and_the_requested_duration():
     from PIL import Image
 
-    frames = filter_figures.evolution_frames(kernels(epochs=3), "RdBu_r")
-    with Image.open(io.BytesIO(filter_figures.gif_bytes(frames, 250))) as gif:
+    frames = filters.evolution_frames(kernels(epochs=3), "RdBu_r")
+    with Image.open(io.BytesIO(filters.gif_bytes(frames, 250))) as gif:
         assert gif.n_frames == 3
         assert gif.info["duration"] == 250
 
 
 def test_feature_maps_shows_at_most_max_maps_filters():
     rng = np.random.default_rng(1)
-    maps = rng.normal(size=(2, 26, 26, filter_figures.MAX_MAPS + 4))
-    figure = filter_figures.feature_maps(rng.random((2, 28, 28, 1)), np.array([0, 1]), maps, "RdBu_r", "v")
-    assert f"of {filter_figures.MAX_MAPS + 4}" in figure._suptitle.get_text()
+    maps = rng.normal(size=(2, 26, 26, filters.MAX_MAPS + 4))
+    figure = filters.feature_maps(rng.random((2, 28, 28, 1)), np.array([0, 1]), maps, "RdBu_r", "v")
+    assert f"of {filters.MAX_MAPS + 4}" in figure._suptitle.get_text()
     mosaic = figure.axes[1].images[0].get_array()
-    assert mosaic.shape[1] == filter_figures.MAX_MAPS * 27 - 1
+    assert mosaic.shape[1] == filters.MAX_MAPS * 27 - 1
 
 
 def test_conv1_feature_maps_equal_the_keras_layer_output(tiny_prepared):
@@ -70,6 +70,6 @@ def test_conv1_feature_maps_equal_the_keras_layer_output(tiny_prepared):
     model = keras.Model(inputs, conv1(inputs))
     conv1.set_weights([kernel, bias])
     expected = np.asarray(model.predict(digits, verbose=0))
-    actual = filter_figures.conv1_feature_maps(digits, kernel, bias, stride=2)
+    actual = filters.conv1_feature_maps(digits, kernel, bias, stride=2)
     assert actual.shape == expected.shape == (4, 12, 12, 6)
     np.testing.assert_allclose(actual, expected, atol=1e-5)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from filterlab import atomic
-from filterlab.kernels import KERNELS
+from filterlab.core import atomic
+from filterlab.kernels.bank import KERNELS
 
 ROOT = Path(__file__).resolve().parents[1]
 FILTERS, KERNEL_SIZE, STRIDE, EPOCHS = 4, 3, 1, 2
@@ -25,7 +25,7 @@ def load_stage(name: str):
 
 def fake_variant(model_dir: Path) -> np.ndarray:
     """What the filters stage reads of the train stage's output: filters.npz (init + 2 epochs), run.json with a real run."""
-    from filterlab import tracking
+    from filterlab.core import tracking
 
     rng = np.random.default_rng(1)
     kernels = rng.normal(scale=0.3, size=(EPOCHS + 1, KERNEL_SIZE, KERNEL_SIZE, 1, FILTERS)).astype(np.float32)
@@ -49,7 +49,7 @@ def run_stage(monkeypatch, tmp_path, tiny_npz, model_dir):
             "--model-dir", str(model_dir), "--figures", str(figures), "--metrics", str(metrics)]
     monkeypatch.setattr(sys, "argv", argv)
     stage = load_stage("filters")
-    from filterlab.stage import run
+    from filterlab.core.stage import run
 
     run(stage.main)
     return figures, metrics

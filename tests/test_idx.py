@@ -6,8 +6,8 @@ import struct
 import numpy as np
 import pytest
 
-from filterlab import idx
-from filterlab.errors import DataError
+from filterlab.data import idx
+from filterlab.core.errors import DataError
 
 
 def _digits(count=12, seed=0):

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from filterlab.errors import ParamError
-from filterlab.kernels import FAMILIES, KERNELS, by_family, select
-from filterlab.params import load_section, read_params
-from filterlab.sections import BaselinesParams
+from filterlab.core.errors import ParamError
+from filterlab.kernels.bank import FAMILIES, KERNELS, by_family, select
+from filterlab.config.params import load_section, read_params
+from filterlab.config.sections import BaselinesParams
 
 ZERO_SUM_FAMILIES = ("laplacian", "sobel", "prewitt", "scharr", "lines", "gabor")
 

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from filterlab.sections import final_side
+from filterlab.config.sections import final_side
 
 
 @pytest.mark.parametrize(("filters", "kernel_size", "stride"), [(8, 3, 1), (64, 7, 2), (1, 1, 1), (2, 13, 1)])
 def test_build_model_shapes_follow_the_grid(filters, kernel_size, stride):
-    from filterlab import models
+    from filterlab.training import models
 
     model = models.build_model(filters, kernel_size, stride, block2_filters=6, dropout=0.3)
     conv1 = model.get_layer("conv1")
@@ -20,7 +20,7 @@ def test_build_model_shapes_follow_the_grid(filters, kernel_size, stride):
 
 
 def test_hand_designed_first_layer_is_fixed_and_frozen():
-    from filterlab import models
+    from filterlab.training import models
 
     weights = np.arange(2 * 3 * 3, dtype=np.float32).reshape(3, 3, 1, 2)
     model = models.build_model(2, 3, 1, block2_filters=4, dropout=0.0, conv1_weights=weights)
@@ -32,14 +32,14 @@ def test_hand_designed_first_layer_is_fixed_and_frozen():
 
 
 def test_wrong_conv1_weights_shape_is_a_value_error():
-    from filterlab import models
+    from filterlab.training import models
 
     with pytest.raises(ValueError, match="expected \\(3, 3, 1, 2\\)"):
         models.build_model(2, 3, 1, block2_filters=4, dropout=0.0, conv1_weights=np.zeros((3, 3, 2)))
 
 
 def test_pixel_model_has_no_convolution():
-    from filterlab import models
+    from filterlab.training import models
 
     model = models.build_pixel_model(dropout=0.1)
     assert model.count_params() == 28 * 28 * 10 + 10
@@ -49,7 +49,8 @@ def test_pixel_model_has_no_convolution():
 def test_saved_model_loads_in_safe_mode_with_same_predictions(tmp_path, tiny_prepared):
     import keras
 
-    from filterlab import determinism, models
+    from filterlab.core import determinism
+    from filterlab.training import models
 
     determinism.configure(7, 2)
     model = models.compile_model(models.build_model(4, 3, 2, block2_filters=4, dropout=0.2), 0.01)

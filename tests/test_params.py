@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from filterlab import sections
-from filterlab.errors import ParamError
-from filterlab.params import load_section, load_seed, read_params
+from filterlab.config import sections
+from filterlab.core.errors import ParamError
+from filterlab.config.params import load_section, load_seed, read_params
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = read_params(ROOT / "params.yaml")

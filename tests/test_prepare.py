@@ -9,7 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from filterlab import atomic, dataset, idx, raw
+from filterlab.core import atomic
+from filterlab.data import dataset
+from filterlab.data import idx
+from filterlab.data import raw
 
 ROOT = Path(__file__).resolve().parents[1]
 

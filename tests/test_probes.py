@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import yaml
 
-from filterlab import probes_peak, probes_recovery, probes_single
-from filterlab.kernels import KERNELS
-from filterlab.sections import PeakProbe, RecoveryProbe, SingleImageProbe
+from filterlab.probes import peak
+from filterlab.probes import recovery
+from filterlab.probes import single_image
+from filterlab.kernels.bank import KERNELS
+from filterlab.config.sections import PeakProbe, RecoveryProbe, SingleImageProbe
 
 ROOT = Path(__file__).resolve().parents[1]
 VECTOR = (0.8416, 0.7342, 0.5710, 0.1769, 0.9574, 0.2653, 0.9246, 0.2238, 0.3736, 0.0875)
@@ -24,7 +26,7 @@ def test_peak_detector_on_the_lecture_vector():
     #   5: .9574-.1769-.2653 = +.5152   6: .2653-.9574-.9246 = -1.6167  7: .9246-.2653-.2238 = +.4355
     #   8: .2238-.9246-.3736 = -1.0744  9: .3736-.2238-.0875 = +.0623
     # Positive at points 5, 7, 9; the global max-pool picks point 5 (0.5152).
-    hand = probes_peak.hand_applied(VECTOR)
+    hand = peak.hand_applied(VECTOR)
     assert hand["response_points"] == [2, 3, 4, 5, 6, 7, 8, 9]
     np.testing.assert_allclose(hand["response"], [-0.6784, -0.3401, -1.3515, 0.5152, -1.6167, 0.4355, -1.0744, 0.0623],
                                atol=1e-12)
@@ -33,24 +35,24 @@ def test_peak_detector_on_the_lecture_vector():
 
 
 def test_sequences_are_balanced_and_labelled_by_the_rule():
-    x, y = probes_peak.make_sequences(200, 10, np.random.default_rng(0))
+    x, y = peak.make_sequences(200, 10, np.random.default_rng(0))
     assert x.shape == (200, 10, 1) and y.sum() == 100
-    best = np.array([probes_peak.respond(row[:, 0]).max() for row in x])
-    assert np.all(best[y == 1] > probes_peak.MARGIN) and np.all(best[y == 0] < -probes_peak.MARGIN)
+    best = np.array([peak.respond(row[:, 0]).max() for row in x])
+    assert np.all(best[y == 1] > peak.MARGIN) and np.all(best[y == 0] < -peak.MARGIN)
 
 
 def test_learned_peak_filter_is_close_to_minus_one_one_minus_one():
     params = PeakProbe(vector=VECTOR, n_sequences=1000, sequence_length=10, epochs=10, learning_rate=0.01)
-    learned = probes_peak.learn(params, SEED)
-    assert probes_peak.cosine(learned.learned, probes_peak.PEAK) > 0.99
+    learned = peak.learn(params, SEED)
+    assert peak.cosine(learned.learned, peak.PEAK) > 0.99
     assert learned.accuracy > 0.95
     # The init it started from was not already the answer.
-    assert probes_peak.cosine(learned.initial, probes_peak.PEAK) < 0.9
+    assert peak.cosine(learned.initial, peak.PEAK) < 0.9
 
 
 def test_recovery_of_sobel_x_within_1e_3_and_the_flip_is_real(tiny_prepared):
     params = RecoveryProbe(kernels=("sobel_x",), n_images=16, epochs=300, learning_rate=0.3)
-    result = probes_recovery.recover(tiny_prepared.x_train[:16], KERNELS["sobel_x"], params, SEED)
+    result = recovery.recover(tiny_prepared.x_train[:16], KERNELS["sobel_x"], params, SEED)
     assert result.max_abs_error <= 1e-3
     # Conv2D learned the 180-degree-rotated kernel: against sobel_x as written it is off by 2 * 2.
     assert result.unflipped_error == pytest.approx(4.0, abs=1e-2)
@@ -58,7 +60,7 @@ def test_recovery_of_sobel_x_within_1e_3_and_the_flip_is_real(tiny_prepared):
 
 def test_single_image_filters_become_correlated_with_the_image(tiny_prepared):
     params = SingleImageProbe(digit=4, n_filters=2, epochs=200, learning_rate=0.01, l2=0.03)
-    result = probes_single.run(tiny_prepared.x_train, tiny_prepared.y_train, params, SEED)
+    result = single_image.run(tiny_prepared.x_train, tiny_prepared.y_train, params, SEED)
     metrics = result.metrics()
     assert tiny_prepared.y_train[metrics["image_index"]] == 4
     assert metrics["abs_corr_init_mean"] < 0.15
@@ -68,9 +70,9 @@ def test_single_image_filters_become_correlated_with_the_image(tiny_prepared):
 
 def test_pearson_of_known_arrays():
     ramp = np.arange(9.0).reshape(3, 3)
-    assert probes_single.pearson(ramp, 2 * ramp + 1) == pytest.approx(1.0)
-    assert probes_single.pearson(ramp, -ramp) == pytest.approx(-1.0)
-    assert probes_single.pearson(ramp, np.ones((3, 3))) == 0.0
+    assert single_image.pearson(ramp, 2 * ramp + 1) == pytest.approx(1.0)
+    assert single_image.pearson(ramp, -ramp) == pytest.approx(-1.0)
+    assert single_image.pearson(ramp, np.ones((3, 3))) == 0.0
 
 
 def write_params(tmp_path: Path, **changes) -> Path:
@@ -94,7 +96,7 @@ def run_probes_stage(monkeypatch, tmp_path, params_path, data_path):
     figures, metrics = tmp_path / "figures" / "probes", tmp_path / "metrics" / "probes.json"
     monkeypatch.setattr(sys, "argv", ["probes.py", "--params", str(params_path), "--data", str(data_path),
                                       "--figures", str(figures), "--metrics", str(metrics)])
-    from filterlab.stage import run
+    from filterlab.core.stage import run
 
     run(module.main)
     return figures, metrics

@@ -8,7 +8,8 @@ import stat
 
 import numpy as np
 
-from filterlab import idx, raw
+from filterlab.data import idx
+from filterlab.data import raw
 
 
 def test_bundled_digits_become_train_idx_files_with_a_manifest(tmp_path):

@@ -17,9 +17,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from filterlab import report, report_tables
-from filterlab.errors import DataError
-from filterlab.sections import GridParams
+from filterlab.report import content
+from filterlab.report import tables
+from filterlab.core.errors import DataError
+from filterlab.config.sections import GridParams
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = GridParams(filters=(4, 8), kernel_size=(3, 7), stride=(1,))
@@ -76,37 +77,37 @@ def _loaded(metrics: Path) -> dict:
 
 def test_collect_sorts_by_accuracy_and_keeps_only_the_grid(tmp_path):
     metrics, _ = make_reports(tmp_path)
-    results = report.collect("t", GRID, _loaded(metrics))
+    results = content.collect("t", GRID, _loaded(metrics))
     assert [v.name for v in results.variants] == ["f8_k7_s1", "f4_k7_s1", "f4_k3_s1", "f8_k3_s1"]
     assert results.best.name == "f8_k7_s1" and results.worst.name == "f8_k3_s1"
     by_name = {v.name: v for v in results.variants}
     assert by_name["f4_k3_s1"].similarity == pytest.approx(0.6)
     assert by_name["f4_k7_s1"].similarity is None and "no bank kernel" in by_name["f4_k7_s1"].similarity_note
-    assert report.is_bundled(results) and results.warnings == ()
+    assert content.is_bundled(results) and results.warnings == ()
 
 
 def test_missing_train_metrics_is_an_error_naming_the_file(tmp_path):
     metrics, _ = make_reports(tmp_path)
     (metrics / "train" / "f4_k7_s1.json").unlink()
     with pytest.raises(DataError, match="train/f4_k7_s1.json"):
-        report.collect("t", GRID, _loaded(metrics))
+        content.collect("t", GRID, _loaded(metrics))
 
 
 def test_optional_metrics_missing_show_not_run(tmp_path):
     metrics, _ = make_reports(tmp_path, probes=False, baselines=False)
     (metrics / "filters" / "f4_k3_s1.json").unlink()
-    results = report.collect("t", GRID, _loaded(metrics))
+    results = content.collect("t", GRID, _loaded(metrics))
     assert results.probes is None and results.baselines is None
-    assert {v.name: v.similarity_note for v in results.variants}["f4_k3_s1"] == report.NOT_RUN
-    markdown = report_tables.render_markdown(results, [], [])
-    assert markdown.count(report.NOT_RUN) >= 3
+    assert {v.name: v.similarity_note for v in results.variants}["f4_k3_s1"] == content.NOT_RUN
+    markdown = tables.render_markdown(results, [], [])
+    assert markdown.count(content.NOT_RUN) >= 3
 
 
 def test_mixed_data_sources_are_flagged(tmp_path):
     metrics, _ = make_reports(tmp_path)
     loaded = _loaded(metrics)
     loaded["train/f4_k3_s1.json"]["data_source"] = "remote"
-    assert any("different data sources" in w for w in report.collect("t", GRID, loaded).warnings)
+    assert any("different data sources" in w for w in content.collect("t", GRID, loaded).warnings)
 
 
 def _run_stage(tmp_path: Path, metrics: Path, figures: Path, params: dict) -> subprocess.CompletedProcess:

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from filterlab.kernels import KERNELS
-from filterlab.similarity import compare_filters, keras_bank, nearest, similarity
+from filterlab.kernels.bank import KERNELS
+from filterlab.kernels.similarity import compare_filters, keras_bank, nearest, similarity
 
 SOBEL_X = np.array(KERNELS["sobel_x"].weights)
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from filterlab import tracking
-from filterlab.errors import Terminated
+from filterlab.core import tracking
+from filterlab.core.errors import Terminated
 
 
 def test_ensure_database_creates_tables_on_a_fresh_path(migrated_db):

@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from filterlab.sections import GridParams, TrainParams
+from filterlab.config.sections import GridParams, TrainParams
 
 SEED = 1234
 
@@ -18,7 +18,7 @@ def params():
 
 @pytest.fixture
 def variant():
-    from filterlab.training import VariantSpec
+    from filterlab.training.fit import VariantSpec
 
     return VariantSpec(filters=4, kernel_size=5, stride=2)
 
@@ -28,7 +28,7 @@ def test_variant_name_matches_dvc_outs(variant):
 
 
 def test_same_seed_gives_bit_identical_weights_and_snapshots(tiny_prepared, variant, params):
-    from filterlab.training import train_variant
+    from filterlab.training.fit import train_variant
 
     first = train_variant(tiny_prepared, variant, params, SEED)
     second = train_variant(tiny_prepared, variant, params, SEED)
@@ -45,7 +45,8 @@ def test_another_seed_gives_another_init(variant, params):
     # Without this, bit-identical runs could come from an init that ignores the seed.
     import keras
 
-    from filterlab import determinism, models
+    from filterlab.core import determinism
+    from filterlab.training import models
 
     kernels = []
     for seed in (SEED, SEED, SEED + 1):
@@ -59,8 +60,9 @@ def test_another_seed_gives_another_init(variant, params):
 def test_snapshots_run_from_init_to_final_kernel(tiny_prepared, variant, params):
     import keras
 
-    from filterlab import determinism, models
-    from filterlab.training import train_variant
+    from filterlab.core import determinism
+    from filterlab.training import models
+    from filterlab.training.fit import train_variant
 
     calls = []
     result = train_variant(tiny_prepared, variant, params, SEED, on_epoch=calls.append)
@@ -89,7 +91,7 @@ def test_snapshots_run_from_init_to_final_kernel(tiny_prepared, variant, params)
 
 
 def test_training_learns_the_tiny_set(tiny_prepared, variant, params):
-    from filterlab.training import train_variant
+    from filterlab.training.fit import train_variant
 
     longer = dataclasses.replace(params, epochs=6)
     result = train_variant(tiny_prepared, variant, longer, SEED)
@@ -99,7 +101,7 @@ def test_training_learns_the_tiny_set(tiny_prepared, variant, params):
 
 
 def test_history_csv_has_the_plot_columns():
-    from filterlab.training import history_csv
+    from filterlab.training.fit import history_csv
 
     rows = ({"epoch": 1, "loss": 0.5, "accuracy": 0.8, "val_loss": 0.4, "val_accuracy": 0.85, "seconds": 1.5},)
     assert history_csv(rows) == "epoch,loss,accuracy,val_loss,val_accuracy,seconds\n1,0.5,0.8,0.4,0.85,1.5\n"

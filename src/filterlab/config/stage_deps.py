@@ -1,0 +1,72 @@
+"""Which `src/filterlab` modules each stage runs: derived from the code, for dvc.yaml's deps.
+
+Reads Python sources (never imports them) and writes nothing. Every `import` of a
+filterlab module counts, including the late imports inside functions that keep
+TensorFlow and MLflow out of stages that do not train, so the answer is the set of
+files whose edit can change what a stage computes. Package `__init__.py` files are
+left out: they hold only docstrings (tests/test_stage_deps.py checks that).
+
+    python -m filterlab.config.stage_deps pipeline/train.py   # one dep line per module
+"""
+
+import ast
+import sys
+from pathlib import Path
+
+PACKAGE = "filterlab"
+
+
+def _module_file(src: Path, dotted: str) -> Path | None:
+    parts = dotted.split(".")
+    candidate = src.joinpath(*parts).with_suffix(".py")
+    if candidate.is_file():
+        return candidate
+    package = src.joinpath(*parts) / "__init__.py"
+    return package if package.is_file() else None
+
+
+def direct_imports(path: Path, src: Path) -> set[Path]:
+    """filterlab module files that `path` imports anywhere in its body (top level or inside functions)."""
+    found: set[Path] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            # `from filterlab.kernels import bank` names a module; `from filterlab.kernels.bank import KERNELS` a symbol.
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for name in names:
+            if name == PACKAGE or name.startswith(PACKAGE + "."):
+                module = _module_file(src, name)
+                if module is not None:
+                    found.add(module)
+    return {module for module in found if module.name != "__init__.py"}
+
+
+def transitive_imports(entry: Path, src: Path) -> list[Path]:
+    """Every filterlab module `entry` can run, sorted; `src` is the folder that holds the package."""
+    seen: set[Path] = set()
+    todo = [entry]
+    while todo:
+        for module in direct_imports(todo.pop(), src):
+            if module not in seen:
+                seen.add(module)
+                todo.append(module)
+    return sorted(seen)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        print("usage: python -m filterlab.config.stage_deps pipeline/<stage>.py ...", file=sys.stderr)
+        return 2
+    root = Path.cwd()
+    for entry in args:
+        for module in transitive_imports(Path(entry), root / "src"):
+            print(f"      - {module.relative_to(root).as_posix()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Shared entry point for the `pipeline/` stage modules; reads params.yaml, writes nothing.
+
+Every stage module exposes `main(argv) -> int` and runs its work inside `run`, which
+turns our own errors into one line on stderr and an exit code, so DVC logs show the
+cause and not a traceback, and tests call stages in-process the same way DVC does.
+`open_params` is the first thing a stage does: it reads params.yaml, rejects unknown
+top-level sections, and pins the CPU numeric path before any numeric library loads.
+"""
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from filterlab.config.params import load_numerics, read_params
+from filterlab.config.sections import TOP_LEVEL
+from filterlab.core import numerics
+from filterlab.core.errors import FilterlabError, ParamError, Terminated
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_PARAMS = 2
+
+
+def run(body: Callable[[], None]) -> int:
+    """Call `body`; 0 on success, 2 on a parameter error, 1 on any other filterlab error."""
+    try:
+        body()
+    except ParamError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_PARAMS
+    except FilterlabError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 128 + 2
+    except Terminated as error:
+        print(f"stopped: {error}", file=sys.stderr)
+        return 128 + error.signum
+    return EXIT_OK
+
+
+def open_params(path: str) -> dict[str, Any]:
+    """params.yaml as a mapping, checked for unknown sections, with the CPU numeric path pinned."""
+    params = read_params(path)
+    unknown = sorted(set(params) - set(TOP_LEVEL), key=str)
+    if unknown:
+        raise ParamError(str(unknown[0]), f"unknown top-level section; allowed: {', '.join(TOP_LEVEL)}")
+    numerics.pin(load_numerics(params))
+    return params

@@ -1,0 +1,257 @@
+"""The one seam to MLflow: every run, param, metric, tag and artifact goes through here.
+
+Reads `MLFLOW_TRACKING_URI` (default: `sqlite:///<repo root>/mlflow.db`, absolute, so
+`dvc exp run --queue` workers in temp copies log to the same database) and writes only
+to that tracking store. MLflow is imported lazily: stages that track pay for it, the
+others do not.
+"""
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from filterlab.core.errors import Terminated
+
+SWEEP_ENV = "FILTERLAB_SWEEP_ID"
+SWEEP_TAG = "filterlab.sweep_id"
+# sha256 of the variant's filters.npz: how the filters stage finds the run that trained it.
+FILTERS_TAG = "filterlab.filters_sha256"
+
+
+def repo_root(start: str | os.PathLike | None = None) -> Path:
+    """The project root; inside a DVC queue worker's temp copy, the repo it was copied from."""
+    here = Path(start or os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
+    parts = here.parts
+    # Queued experiments run in <repo>/.dvc/tmp/exps/<id>/: log to <repo>'s database.
+    for index in range(len(parts) - 2):
+        if parts[index : index + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:index])
+    for candidate in (here, *here.parents):
+        if (candidate / "dvc.yaml").exists() or (candidate / ".dvc").is_dir():
+            return candidate
+    return here
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
+
+
+def sweep_id() -> str:
+    """Shared by every run of one `dvc repro`: derived from the dvc process that started us."""
+    if os.environ.get(SWEEP_ENV):
+        return os.environ[SWEEP_ENV]
+    import psutil
+
+    for process in psutil.Process().parents():
+        with contextlib.suppress(psutil.Error):
+            if any(Path(arg).name == "dvc" for arg in process.cmdline()[:2]):
+                started = time.strftime("%Y%m%dT%H%M%S", time.localtime(process.create_time()))
+                return f"dvc-{started}-{process.pid}"
+    return f"manual-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+
+
+def git_commit(root: Path | None = None) -> str | None:
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root or repo_root(), capture_output=True, text=True, check=True
+        )
+        return out.stdout.strip() or None
+    return None
+
+
+def ensure_database(uri: str) -> None:
+    """Create or migrate a sqlite store under an exclusive lock, before any run logs to it.
+
+    Two processes opening a fresh database at once would both run the schema
+    migrations; the lock makes the first one create it and the others wait.
+    """
+    from mlflow.tracking import MlflowClient
+
+    if not uri.startswith("sqlite:///"):
+        return
+    db_path = Path(uri.removeprefix("sqlite:///"))
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{db_path}.lock", "w") as lock:
+        try:
+            import fcntl
+
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        except ImportError:  # no flock on Windows: accept the (rare) race there
+            pass
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+
+
+def artifact_root(uri: str, experiment: str) -> str | None:
+    """`mlartifacts/<experiment>/` beside a sqlite database; None lets other stores choose.
+
+    MLflow's own default is `./mlruns` under the current directory: a hidden output in
+    the workspace, and lost with a queued experiment's temp copy.
+    """
+    if not uri.startswith("sqlite:///"):
+        return None
+    return (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts" / experiment).as_uri()
+
+
+def use_experiment(mlflow_module: Any, name: str, uri: str) -> None:
+    """Make `name` the active experiment, creating it with our artifact root if it is new."""
+    if mlflow_module.get_experiment_by_name(name) is None:
+        # Parallel stages may race to create it; the loser simply uses the winner's.
+        with contextlib.suppress(mlflow_module.exceptions.MlflowException):
+            mlflow_module.create_experiment(name, artifact_location=artifact_root(uri, name))
+    mlflow_module.set_experiment(name)
+
+
+class Run:
+    """The handle a stage logs through; counts the seconds spent in MLflow calls."""
+
+    def __init__(self, mlflow_module: Any, run: Any):
+        self._mlflow = mlflow_module
+        self.run_id: str = run.info.run_id
+        self.experiment_id: str = run.info.experiment_id
+        self.seconds = 0.0
+
+    @contextlib.contextmanager
+    def _timed(self) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds += time.perf_counter() - started
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """All metrics of one step in one call (one batch to the store)."""
+        with self._timed():
+            self._mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        with self._timed():
+            self._mlflow.log_params(dict(params))
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        with self._timed():
+            self._mlflow.set_tags({k: str(v) for k, v in tags.items() if v is not None})
+
+    def log_artifact(self, path: str | os.PathLike, artifact_path: str | None = None) -> None:
+        with self._timed():
+            self._mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+    def log_artifacts(self, directory: str | os.PathLike, artifact_path: str | None = None) -> None:
+        with self._timed():
+            self._mlflow.log_artifacts(str(directory), artifact_path=artifact_path)
+
+    def log_image(self, image: Any, key: str, step: int | None = None) -> None:
+        """An image (array in [0, 1] or uint8, or PIL) under `key`; with `step` the UI gets a slider."""
+        with self._timed():
+            self._mlflow.log_image(image, key=key, step=step)
+
+    def log_figure(self, figure: Any, artifact_file: str) -> None:
+        with self._timed():
+            self._mlflow.log_figure(figure, artifact_file)
+
+
+def _raise_terminated(signum: int, _frame: Any) -> None:
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def start_run(
+    experiment: str,
+    run_name: str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    run_id: str | None = None,
+) -> Iterator[Run]:
+    """Open (or, with `run_id`, reopen) a run; it always ends FINISHED, FAILED or KILLED.
+
+    SIGTERM is turned into `Terminated` while the run is open, so a killed stage marks
+    its run KILLED (as Ctrl-C does) instead of leaving it RUNNING forever.
+    """
+    import mlflow
+
+    uri = tracking_uri()
+    ensure_database(uri)
+    mlflow.set_tracking_uri(uri)
+    if run_id is None:
+        use_experiment(mlflow, experiment, uri)
+    origin = {
+        SWEEP_TAG: sweep_id(),
+        "mlflow.source.git.commit": git_commit(),
+        "dvc.stage": os.environ.get("DVC_STAGE"),
+        "dvc.exp_name": os.environ.get("DVC_EXP_NAME"),
+    }
+    # A reopened run keeps the tags of the stage that created it; the later stage's own
+    # origin goes under a prefix, so the UI still tells which stage added what.
+    if run_id is not None:
+        origin = {f"reopened_by.{key}": value for key, value in origin.items()}
+    all_tags = {**origin, **(tags or {})}
+    active = mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name)
+    handle = Run(mlflow, active)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    status = "FAILED"
+    try:
+        handle.set_tags(all_tags)
+        if params:
+            handle.log_params(params)
+        yield handle
+        status = "FINISHED"
+    except (KeyboardInterrupt, Terminated):
+        status = "KILLED"
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        mlflow.end_run(status=status)
+
+
+class FinishedRun:
+    """Adds metrics, images and artifacts to a run that has ended, without reopening it.
+
+    Going through the client leaves the run's status and end time alone, so the MLflow
+    UI keeps showing the training's own duration.
+    """
+
+    def __init__(self, client: Any, run_id: str):
+        self._client = client
+        self.run_id = run_id
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        from mlflow.entities import Metric
+
+        stamp = int(time.time() * 1000)
+        self._client.log_batch(self.run_id, metrics=[
+            Metric(key, float(value), stamp, step or 0) for key, value in metrics.items()
+        ])
+
+    def log_image(self, image: Any, key: str, step: int | None = None) -> None:
+        self._client.log_image(self.run_id, image, key=key, step=step)
+
+    def log_artifacts(self, directory: str | os.PathLike, artifact_path: str | None = None) -> None:
+        self._client.log_artifacts(self.run_id, str(directory), artifact_path=artifact_path)
+
+    def log_artifact(self, path: str | os.PathLike, artifact_path: str | None = None) -> None:
+        self._client.log_artifact(self.run_id, str(path), artifact_path=artifact_path)
+
+
+def finished_run(experiment: str, tags: Mapping[str, str]) -> FinishedRun | None:
+    """The newest run of `experiment` carrying every one of `tags`; None when there is none.
+
+    None is normal when DVC restored the training stage from its run-cache: no run was
+    logged for it in this tracking store.
+    """
+    from mlflow.tracking import MlflowClient
+
+    uri = tracking_uri()
+    ensure_database(uri)
+    client = MlflowClient(tracking_uri=uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    query = " and ".join(f"tags.`{key}` = '{value}'" for key, value in tags.items())
+    runs = client.search_runs([found.experiment_id], filter_string=query, order_by=["attributes.start_time DESC"],
+                              max_results=1)
+    return FinishedRun(client, runs[0].info.run_id) if runs else None

@@ -1,0 +1,159 @@
+"""The fit loop of one grid variant: arrays and params in, a trained model and its record out.
+
+Pure: reads no files and logs nowhere. The train stage passes `on_epoch` to print and
+track each epoch; the benchmark calls the same loop to compare it with a bare `fit`.
+The callbacks stay cheap on purpose: a numpy copy of conv1's kernel per epoch and one
+call per epoch, nothing per batch.
+"""
+
+import csv
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from filterlab.core import determinism
+from filterlab.training import models
+from filterlab.data.dataset import Prepared
+from filterlab.config.geometry import VariantSpec
+from filterlab.config.sections import TrainParams
+
+HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
+# The per-epoch metrics every fit logs to MLflow (the history minus its bookkeeping columns).
+LOGGED = HISTORY_COLUMNS[1:-1]
+
+
+
+
+@dataclass(frozen=True)
+class FitOutcome:
+    """What one fit-and-evaluate leaves: shared by the grid variants and the baselines."""
+
+    model: keras.Model
+    history: tuple[dict[str, float], ...]  # one row per epoch, keys HISTORY_COLUMNS
+    test_loss: float
+    test_accuracy: float
+    seconds: float  # wall time of model.fit, callbacks included
+
+    @property
+    def best_val_accuracy(self) -> float:
+        return max(row["val_accuracy"] for row in self.history)
+
+    @property
+    def params_count(self) -> int:
+        return int(self.model.count_params())
+
+
+@dataclass(frozen=True)
+class TrainResult(FitOutcome):
+    kernels: np.ndarray  # (epochs + 1, kh, kw, 1, filters); index 0 is the kernel at init
+
+
+class KernelSnapshots(keras.callbacks.Callback):
+    """Copies conv1's kernel before training and after every epoch."""
+
+    def __init__(self, layer_name: str = "conv1"):
+        super().__init__()
+        self.layer_name = layer_name
+        self.snapshots: list[np.ndarray] = []
+
+    def _snapshot(self) -> None:
+        kernel = self.model.get_layer(self.layer_name).kernel
+        self.snapshots.append(np.array(keras.ops.convert_to_numpy(kernel), dtype=np.float32, copy=True))
+
+    def on_train_begin(self, logs=None):
+        self.snapshots = []
+        self._snapshot()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._snapshot()
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    """One history row per epoch (epoch counted from 1), handed to `on_epoch` as it is made."""
+
+    def __init__(self, on_epoch: Callable[[dict[str, float]], None] | None = None):
+        super().__init__()
+        self.on_epoch = on_epoch
+        self.rows: list[dict[str, float]] = []
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        row = {"epoch": epoch + 1, **{key: float(logs[key]) for key in HISTORY_COLUMNS[1:-1]}}
+        row["seconds"] = time.perf_counter() - self._started
+        self.rows.append(row)
+        if self.on_epoch is not None:
+            self.on_epoch(row)
+
+
+def train_variant(
+    data: Prepared,
+    variant: VariantSpec,
+    params: TrainParams,
+    seed: int,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """Seed, build, fit on train (validating on val), evaluate on test. Same inputs, same weights."""
+    # Whatever this process trained before (a test session, the benchmark) must not leak in.
+    keras.backend.clear_session()
+    determinism.configure(seed, params.threads)
+    model = models.build_model(
+        variant.filters,
+        variant.kernel_size,
+        variant.stride,
+        block2_filters=params.block2_filters,
+        dropout=params.dropout,
+        name=variant.name,
+    )
+    snapshots = KernelSnapshots()
+    outcome = fit_and_evaluate(model, data, params, [snapshots], on_epoch)
+    return TrainResult(**vars(outcome), kernels=np.stack(snapshots.snapshots))
+
+
+def fit_and_evaluate(
+    model: keras.Model,
+    data: Prepared,
+    params: TrainParams,
+    callbacks: list[keras.callbacks.Callback] = (),
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> FitOutcome:
+    """Compile, fit on train (validating on val), evaluate on test: the one loop every model here goes through,
+    so the grid and the baselines share data, epochs, batch size and learning rate by construction."""
+    models.compile_model(model, params.learning_rate)
+    recorder = EpochRecorder(on_epoch)
+    started = time.perf_counter()
+    model.fit(
+        data.x_train,
+        data.y_train,
+        batch_size=params.batch_size,
+        epochs=params.epochs,
+        validation_data=(data.x_val, data.y_val),
+        shuffle=True,
+        verbose=0,
+        callbacks=[*callbacks, recorder],
+    )
+    seconds = time.perf_counter() - started
+    test = model.evaluate(data.x_test, data.y_test, batch_size=params.batch_size, verbose=0, return_dict=True)
+    return FitOutcome(
+        model=model,
+        history=tuple(recorder.rows),
+        test_loss=float(test["loss"]),
+        test_accuracy=float(test["accuracy"]),
+        seconds=seconds,
+    )
+
+
+def history_csv(rows: tuple[dict[str, float], ...]) -> str:
+    """The per-epoch rows as the CSV that `dvc plots` reads (header HISTORY_COLUMNS)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
