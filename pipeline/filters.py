@@ -1,6 +1,6 @@
 """Stage `filters@<variant>`: pictures of one variant's conv1 filters and how classic they are.
 
-Reads params.yaml (numerics, figures, filters), the prepared test split (--data) and the
+Reads params.yaml (seed, numerics, figures, filters), the prepared test split (--data) and the
 train stage's filters.npz and run.json (filterlab.training.artifacts). conv1's feature maps
 are recomputed from the saved kernel and bias, so this stage, which trains nothing, never
 imports TensorFlow. Writes init_vs_learned.png, evolution.png, evolution.gif and
@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from filterlab.config.params import load_section
+from filterlab.config.params import load_section, load_seed
 from filterlab.config.sections import FiguresParams, FiltersParams
 from filterlab.core import stage
 
@@ -26,7 +26,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def draw(args: argparse.Namespace) -> None:
     params = stage.open_params(args.params)
-    style, section = load_section(params, "figures", FiguresParams), load_section(params, "filters", FiltersParams)
+    seed, style = load_seed(params), load_section(params, "figures", FiguresParams)
+    section = load_section(params, "filters", FiltersParams)
 
     from filterlab.core import atomic, tracking  # NumPy and MLflow load after the pin
     from filterlab.data.dataset import first_of_each_class, load_prepared
@@ -50,7 +51,7 @@ def draw(args: argparse.Namespace) -> None:
         atomic.save_figure(args.figures / name, figure, dpi=style.dpi)
     atomic.write_bytes(args.figures / "evolution.gif", filters.gif_bytes(frames, section.gif_frame_ms))
 
-    report = similarity.compare_filters(kernels[0], kernels[-1], KERNELS)
+    report = similarity.compare_filters(kernels[0], kernels[-1], KERNELS, seed)
     atomic.write_json(args.metrics, {key: run[key] for key in artifacts.RUN_KEYS} | report)
 
     mlflow_run = tracking.finished_run("train", {tracking.FILTERS_TAG: artifacts.file_sha256(args.filters)})
@@ -66,9 +67,13 @@ def draw(args: argparse.Namespace) -> None:
                 f"filters.similarity_{moment}_{stat}": report["similarity"][moment][stat]
                 for moment in ("init", "learned") for stat in ("mean", "max")
             })
-    learned = report["similarity"]["learned"]["mean"]
-    summary = f"mean nearest-kernel similarity {learned:.3f}" if report["comparable"] else "no bank kernel of this size"
-    print(f"{variant}: {len(epochs)} snapshots, {summary}; wrote {args.figures}", flush=True)
+    if report["comparable"]:
+        found = sorted({entry["learned"]["kernel"] for entry in report["per_filter"]} - {None})
+        summary = (f"nearest kernels {', '.join(found)}; similarity {report['similarity']['init']['mean']:.3f} at init "
+                   f"-> {report['similarity']['learned']['mean']:.3f} learned (chance {report['chance']['mean']:.3f})")
+    else:
+        summary = "no bank kernel of this size"
+    print(f"{variant}: {summary}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,1 @@
+"""From mirrors to arrays: MNIST mirrors, the raw folder, the bundled subset, IDX files, the prepared npz."""

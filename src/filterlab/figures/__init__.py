@@ -1,0 +1,1 @@
+"""Matplotlib figures of kernels, filters and feature maps; arrays in, figures out."""

@@ -1,35 +1,34 @@
-"""Which classic kernel does a learned filter look like? Pure maths; reads and writes nothing.
+"""Which classic kernel does a learned filter look like, and is that more than chance? Pure maths.
 
-Similarity is the sign-invariant cosine of two kernels after each is centred (mean 0)
-and scaled to unit norm: |<a, b>|. Centring makes a filter that is an edge detector
-plus a constant offset still match the edge detector; the absolute value makes -sobel_x
-match sobel_x, because the next layer can flip a sign for free (ReLU aside).
+Similarity is the sign-invariant cosine |<a, b>| / (|a| |b|) of the two kernels as they
+are, mean included. The mean is kept because it is part of what a filter does: a box
+blur (all mean) and an edge detector (no mean) answer different questions, and identity
+and laplacian_8 differ only by their mean. The absolute value makes -sobel_x match
+sobel_x, because the next layer can flip a sign (ReLU aside).
 
-A kernel whose entries are all equal (box blur) is all zeros after centring and has no
-direction: its similarity to anything is defined as 0, not NaN.
+Bank kernels are grouped into classes first: kernels with similarity 1 to each other
+(the same direction) are one class, named "a = b", so the answer never depends on
+which of two equal kernels rounding happens to prefer. Among classes, scores within
+TIE_TOLERANCE of the best count as a tie, which goes to the first class in bank order.
 
-Bank kernels are convolution kernels as people write them; conv1 weights are applied as
-cross-correlation. `keras_bank` flips the bank once, through
-`filterlab.convolution.to_keras_weights`, so every comparison here is Keras layout
-against Keras layout.
+The chance level is the same nearest-class similarity for random filters drawn like
+Keras' default initialiser (i.i.d. uniform; cosine ignores the scale), by seeded Monte
+Carlo. Conv1 weights are applied as cross-correlation, so the bank is flipped once
+(`filterlab.kernels.convolution.to_keras_weights`) and compared Keras layout to Keras layout.
 """
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
-# Below this norm (after centring) a kernel counts as constant.
-ZERO_NORM = 1e-8
-
-
-def centred_unit(kernel: np.ndarray) -> np.ndarray | None:
-    """`kernel` minus its mean, scaled to unit norm; None when nothing is left after centring."""
-    values = np.asarray(kernel, dtype=np.float64)
-    centred = values - values.mean()
-    norm = np.linalg.norm(centred)
-    if norm < ZERO_NORM * max(1.0, float(np.abs(values).max(initial=0.0))):
-        return None
-    return centred / norm
+# Two bank kernels whose similarity is this close to 1 point the same way: one class.
+EQUIVALENT_TOLERANCE = 1e-9
+# Class scores this close to the best one are a tie: far above rounding noise, far below real differences.
+TIE_TOLERANCE = 1e-9
+CHANCE_SAMPLES = 20_000
+# Reported numbers are rounded: the last bits of a float sum are not a finding.
+DIGITS = 6
 
 
 def cosine(a: np.ndarray, b: np.ndarray, *, centred: bool = False) -> float:
@@ -45,80 +44,113 @@ def cosine(a: np.ndarray, b: np.ndarray, *, centred: bool = False) -> float:
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> float:
-    """Sign-invariant cosine of the centred kernels, in [0, 1]; 0 when either is constant."""
+    """Sign-invariant cosine of the kernels as they are, in [0, 1]; 0 when either is all zeros."""
     a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape:
         raise ValueError(f"kernels of different shapes {a.shape} and {b.shape} cannot be compared")
-    unit_a, unit_b = centred_unit(a), centred_unit(b)
-    if unit_a is None or unit_b is None:
-        return 0.0
-    return float(min(1.0, abs(np.sum(unit_a * unit_b))))
+    return min(1.0, abs(cosine(a, b)))
 
 
-def keras_bank(bank: Mapping[str, object], shape: tuple[int, int]) -> dict[str, np.ndarray]:
-    """The bank's kernels of `shape`, flipped to the cross-correlation layout conv1 uses.
+@dataclass(frozen=True)
+class KernelClass:
+    """Bank kernels that point the same way (similarity 1), as one unit vector in Keras layout."""
 
-    `bank` maps names to `filterlab.kernels.Kernel` objects (anything with `.weights`).
+    name: str
+    members: tuple[str, ...]
+    unit: np.ndarray
+
+
+def kernel_classes(bank: Mapping[str, object], shape: tuple[int, int]) -> list[KernelClass]:
+    """The bank's kernels of `shape`, flipped to conv1's layout and grouped into classes, in bank order.
+
+    `bank` maps names to `filterlab.kernels.bank.Kernel` objects (anything with `.weights`).
     """
     from filterlab.kernels.convolution import to_keras_weights
 
     if len(shape) != 2 or shape[0] != shape[1]:
         # to_keras_weights pads to a square; conv1 filters are square, so only squares are compared.
         raise ValueError(f"only square filters can be compared with the bank, got shape {tuple(shape)}")
-    result = {}
+    groups: list[tuple[list[str], np.ndarray]] = []
     for name, kernel in bank.items():
         weights = np.asarray(kernel.weights, dtype=np.float64)
-        if weights.shape == tuple(shape):
-            result[name] = to_keras_weights([weights])[:, :, 0, 0].astype(np.float64)
-    return result
+        if weights.shape != tuple(shape) or not np.any(weights):
+            continue
+        unit = to_keras_weights([weights])[:, :, 0, 0].astype(np.float64).ravel()
+        unit /= np.linalg.norm(unit)
+        for members, first in groups:
+            if abs(float(unit @ first)) >= 1 - EQUIVALENT_TOLERANCE:
+                members.append(name)
+                break
+        else:
+            groups.append(([name], unit))
+    return [KernelClass(" = ".join(members), tuple(members), unit) for members, unit in groups]
 
 
-def nearest(filter_2d: np.ndarray, bank: Mapping[str, np.ndarray]) -> tuple[str | None, float]:
-    """The most similar kernel of a (Keras-layout, same-shape) bank and its similarity.
-
-    Ties go to the first name in bank order, so results do not depend on dict hashing.
-    With no kernel of similarity > 0 the name is None.
-    """
-    best_name, best = None, 0.0
-    for name, candidate in bank.items():
-        score = similarity(filter_2d, candidate)
-        if score > best:
-            best_name, best = name, score
-    return best_name, best
+def class_scores(filters: np.ndarray, classes: list[KernelClass]) -> np.ndarray:
+    """(n_filters, n_classes) similarities of flattened filters (n_filters, kh*kw) to each class."""
+    filters = np.asarray(filters, dtype=np.float64).reshape(len(filters), -1)
+    norms = np.linalg.norm(filters, axis=1, keepdims=True)
+    units = np.divide(filters, norms, out=np.zeros_like(filters), where=norms > 0)
+    return np.minimum(1.0, np.abs(units @ np.stack([c.unit for c in classes]).T))
 
 
-def _summary(scores: list[float]) -> dict[str, float]:
-    return {"mean": float(np.mean(scores)), "max": float(np.max(scores))}
+def nearest(filter_2d: np.ndarray, classes: list[KernelClass]) -> tuple[str | None, float]:
+    """The nearest class and its similarity; ties (within TIE_TOLERANCE) go to the first in bank order."""
+    scores = class_scores(np.asarray(filter_2d)[np.newaxis], classes)[0]
+    best = float(scores.max(initial=0.0))
+    if best == 0.0:
+        return None, 0.0
+    return classes[int(np.flatnonzero(scores >= best - TIE_TOLERANCE)[0])].name, best
 
 
-def compare_filters(init: np.ndarray, learned: np.ndarray, bank: Mapping[str, object]) -> dict:
-    """Nearest classic kernel for every conv1 filter, before and after training.
+def chance(shape: tuple[int, int], classes: list[KernelClass], seed: int, samples: int = CHANCE_SAMPLES) -> dict:
+    """Nearest-class similarity of random filters drawn like conv1's initialiser: mean, sd and 95th percentile."""
+    draws = np.random.default_rng(seed).uniform(-1.0, 1.0, size=(samples, shape[0] * shape[1]))
+    best = class_scores(draws, classes).max(axis=1)
+    return {"mean": _round(best.mean()), "sd": _round(best.std(ddof=1)), "p95": _round(np.quantile(best, 0.95)),
+            "samples": samples}
 
-    `init` and `learned` are conv1 kernels in Keras layout (kh, kw, 1, filters). Returns
-    {"comparable", "similarity": {"init"/"learned": {"mean", "max"}}, "per_filter": [...]};
-    with no bank kernel of that size, comparable is False and every number is None.
+
+def _round(value: float) -> float:
+    return round(float(value), DIGITS)
+
+
+def compare_filters(init: np.ndarray, learned: np.ndarray, bank: Mapping[str, object], seed: int) -> dict:
+    """Nearest classic kernel class for every conv1 filter, at init and learned, against the chance level.
+
+    `init` and `learned` are conv1 kernels in Keras layout (kh, kw, 1, filters). With no
+    bank kernel of that size, comparable is False and every number is None.
     """
     init, learned = np.asarray(init), np.asarray(learned)
     if init.shape != learned.shape or init.ndim != 4 or init.shape[2] != 1:
         raise ValueError(
             f"expected two (kh, kw, 1, filters) kernels of one shape, got {init.shape} and {learned.shape}"
         )
-    candidates = keras_bank(bank, init.shape[:2])
-    if not candidates:
+    classes = kernel_classes(bank, init.shape[:2])
+    if not classes:
         empty = {"mean": None, "max": None}
-        return {"comparable": False, "bank_kernels": [], "similarity": {"init": empty, "learned": dict(empty)},
-                "per_filter": []}
+        return {"comparable": False, "bank_classes": [], "similarity": {"init": empty, "learned": dict(empty)},
+                "chance": None, "shift": None, "per_filter": []}
     per_filter, scores = [], {"init": [], "learned": []}
     for index in range(init.shape[3]):
         entry = {"index": index}
         for moment, kernels in (("init", init), ("learned", learned)):
-            name, score = nearest(kernels[:, :, 0, index], candidates)
-            entry[moment] = {"kernel": name, "similarity": score}
+            name, score = nearest(kernels[:, :, 0, index], classes)
+            entry[moment] = {"kernel": name, "similarity": _round(score)}
             scores[moment].append(score)
         per_filter.append(entry)
+    level = chance(init.shape[:2], classes, seed)
+    learned_scores = np.array(scores["learned"])
+    shift = learned_scores - np.array(scores["init"])
     return {
         "comparable": True,
-        "bank_kernels": sorted(candidates),
-        "similarity": {moment: _summary(values) for moment, values in scores.items()},
+        "bank_classes": [c.name for c in classes],
+        "similarity": {moment: {"mean": _round(np.mean(values)), "max": _round(np.max(values))}
+                       for moment, values in scores.items()},
+        "chance": level,
+        # Effect size: how many chance standard deviations the learned mean lies above chance.
+        "shift": {"mean": _round(shift.mean()),
+                  "effect_size": _round((learned_scores.mean() - level["mean"]) / level["sd"]),
+                  "above_chance_p95": _round(np.mean(learned_scores > level["p95"]))},
         "per_filter": per_filter,
     }

@@ -1,0 +1,1 @@
+"""The comparison report: metrics in, HTML page, plots and Markdown summary out."""

@@ -43,8 +43,21 @@ def stable_keras_zip(payload: bytes) -> bytes:
                 metadata = json.loads(data)
                 metadata.pop("date_saved", None)
                 data = json.dumps(metadata, sort_keys=True).encode()
+            elif info.filename == "config.json":
+                data = json.dumps(_renumber_shared(json.loads(data), {})).encode()
             target.writestr(zipfile.ZipInfo(info.filename, date_time=ZIP_EPOCH), data)
     return out.getvalue()
+
+
+def _renumber_shared(node: Any, numbers: dict[int, int]) -> Any:
+    """Keras names objects shared between layers by their Python id(), new in every process;
+    numbering them in order of appearance keeps which layers share what, and nothing else."""
+    if isinstance(node, dict):
+        return {key: numbers.setdefault(value, len(numbers) + 1) if key == "shared_object_id"
+                else _renumber_shared(value, numbers) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_renumber_shared(item, numbers) for item in node]
+    return node
 
 
 def save_model(model: Any, path: Path) -> None:

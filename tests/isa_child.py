@@ -1,0 +1,40 @@
+"""Child process for tests/test_numerics.py: pin the numeric path, train a tiny variant, report.
+
+Run as `python tests/isa_child.py <avx2|native>` with the caps of an imitated host in the
+environment. Prints one JSON line: the sha256 of every weight after one epoch, of a NumPy
+float32 matmul (OpenBLAS), and the oneDNN implementations that ran (ONEDNN_VERBOSE=1).
+"""
+
+import hashlib
+import json
+import sys
+
+from filterlab.core import numerics
+
+numerics.pin(sys.argv[1])
+
+import numpy as np  # noqa: E402  (the pin must come first: that is what is tested)
+
+from filterlab.config.sections import GridParams, TrainParams  # noqa: E402
+from filterlab.data.dataset import Prepared  # noqa: E402
+from filterlab.config.geometry import VariantSpec  # noqa: E402
+
+
+def main() -> None:
+    from filterlab.training import fit
+
+    rng = np.random.default_rng(0)
+    images = rng.random((320, 28, 28, 1), dtype=np.float32)
+    labels = rng.integers(0, 10, 320)
+    data = Prepared(images[:256], labels[:256], images[256:288], labels[256:288], images[288:], labels[288:],
+                    "synthetic", "0" * 64)
+    params = TrainParams(grid=GridParams((4,), (3,), (2,)), epochs=1, batch_size=32, learning_rate=0.002,
+                         block2_filters=8, dropout=0.2, threads=2)
+    result = fit.train_variant(data, VariantSpec(4, 3, 2), params, seed=7)
+    weights = hashlib.sha256(b"".join(np.asarray(w).tobytes() for w in result.model.get_weights())).hexdigest()
+    blas = hashlib.sha256((rng.random((4096, 9), dtype=np.float32) @ rng.random((9, 22), dtype=np.float32)).tobytes())
+    print(json.dumps({"weights": weights, "blas": blas.hexdigest(), "loss": result.test_loss}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
