@@ -20,7 +20,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import measure  # noqa: E402  (benchmarks/ is not a package)
-
 from filterlab.kernels import convolution  # noqa: E402
 
 TOLERANCE = 1e-5
@@ -89,11 +88,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
-    from filterlab.data import bundled
-    from filterlab.data import dataset
-    from filterlab.kernels import bank
     from filterlab.config.params import load_section, read_params
     from filterlab.config.sections import BaselinesParams
+    from filterlab.data import bundled, dataset
+    from filterlab.kernels import bank
 
     repo = Path(__file__).resolve().parents[1]
     names = load_section(read_params(repo / "params.yaml"), "baselines", BaselinesParams).kernels

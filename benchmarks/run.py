@@ -30,12 +30,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 repetitions of 2-epoch fits")
     args = parser.parse_args()
 
-    from filterlab.core import atomic
-    from filterlab.data import bundled
-    from filterlab.data import dataset
-    from filterlab.kernels import bank
     from filterlab.config.params import load_section, load_seed, read_params
     from filterlab.config.sections import BaselinesParams, PrepareParams, TrainParams
+    from filterlab.core import atomic
+    from filterlab.data import bundled, dataset
+    from filterlab.kernels import bank
 
     params = read_params(REPO / "params.yaml")
     seed, train = load_seed(params), load_section(params, "train", TrainParams)

@@ -12,13 +12,10 @@ from contextlib import redirect_stdout
 
 import keras
 
-from filterlab.core import determinism
-from filterlab.training import models
-from filterlab.core import tracking
-from filterlab.training import fit
-from filterlab.data.dataset import Prepared
 from filterlab.config.sections import TrainParams
-
+from filterlab.core import determinism, tracking
+from filterlab.data.dataset import Prepared
+from filterlab.training import fit, models
 from measure import summary
 
 

@@ -78,7 +78,8 @@ def probe(args: argparse.Namespace) -> None:
     log("recovery", probes.recovery, seed, flat_recovery | {"max_abs_error": recovery_metrics["max_abs_error"]},
         args.figures / "recovery.png")
     print(f"probes: single-image |r| {metrics['single_image']['abs_corr_learned_mean']:.4f}, "
-          f"peak cosine {peak_metrics['cosine_to_peak']:.4f}, recovery max error {recovery_metrics['max_abs_error']:.1e}")
+          f"peak cosine {peak_metrics['cosine_to_peak']:.4f}, "
+          f"recovery max error {recovery_metrics['max_abs_error']:.1e}")
 
 
 def main(argv: list[str] | None = None) -> int:

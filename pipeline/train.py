@@ -44,11 +44,13 @@ def train(args: argparse.Namespace) -> None:
     variant = VariantSpec(args.filters, args.kernel_size, args.stride)
     check_in_grid(section, variant)
 
-    from filterlab.core import atomic, tracking  # NumPy, TensorFlow and MLflow load after the pin
-    from filterlab.data.dataset import load_prepared
-    from filterlab.training import artifacts, fit
+    from filterlab.data.dataset import load_prepared  # NumPy loads after the pin
 
     data = load_prepared(args.data)
+
+    from filterlab.core import atomic, tracking  # TensorFlow and MLflow load only once the inputs are valid
+    from filterlab.training import artifacts, fit
+
     run_params = {**vars(variant), **{key: getattr(section, key) for key in TRAIN_KEYS}, "seed": seed}
     tags = {"data.source": data.source, "data.sha256": data.raw_sha256, "variant": variant.name}
     with tracking.start_run("train", variant.name, params=run_params, tags=tags) as run:

@@ -15,9 +15,9 @@ numerics.pin(sys.argv[1])
 
 import numpy as np  # noqa: E402  (the pin must come first: that is what is tested)
 
+from filterlab.config.geometry import VariantSpec  # noqa: E402
 from filterlab.config.sections import GridParams, TrainParams  # noqa: E402
 from filterlab.data.dataset import Prepared  # noqa: E402
-from filterlab.config.geometry import VariantSpec  # noqa: E402
 
 
 def main() -> None:

@@ -2,22 +2,18 @@
 
 import dataclasses
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-from filterlab.training import baselines
-from filterlab.kernels import convolution
-from filterlab.core import stage
-from filterlab.kernels.bank import KERNELS, select
+from conftest import load_stage
 from filterlab.config.sections import GridParams, TrainParams
+from filterlab.core import stage
+from filterlab.kernels import convolution
+from filterlab.kernels.bank import KERNELS, select
+from filterlab.training import baselines
 
-ROOT = Path(__file__).parents[1]
-sys.path.insert(0, str(ROOT / "pipeline"))
-import baselines as baselines_stage  # noqa: E402  (the stage module, pipeline/baselines.py)
+baselines_stage = load_stage("baselines")
 
 SEED = 99
 STAGE_KERNELS = ["sobel_x", "sobel_y"]  # one family: four fits cover all four kinds
@@ -69,15 +65,10 @@ def test_frozen_first_layer_stays_frozen_while_the_rest_trains(tiny_prepared, tr
     assert one.history[0]["loss"] == two.history[0]["loss"]  # reseeded: reproducible whatever ran before
 
 
-def _stage_params(tmp_path, **changes):
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["baselines"]["kernels"] = STAGE_KERNELS
-    params["train"].update(epochs=1, batch_size=50, block2_filters=4)
-    for key, value in changes.items():
-        params["baselines"][key] = value
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(params))
-    return path
+def _stage_params(params_file, **changes):
+    overrides = {"baselines.kernels": STAGE_KERNELS, "train.epochs": 1, "train.batch_size": 50,
+                 "train.block2_filters": 4}
+    return params_file(overrides | {f"baselines.{key}": value for key, value in changes.items()})
 
 
 def _args(tmp_path, params, data):
@@ -88,11 +79,11 @@ def _args(tmp_path, params, data):
 
 # The stage pins TensorFlow's threads, which an earlier test in this process already started.
 @pytest.mark.filterwarnings("ignore:TensorFlow thread pools already started")
-def test_stage_end_to_end(tmp_path, tiny_npz, mlflow_uri):
+def test_stage_end_to_end(tmp_path, tiny_npz, mlflow_uri, params_file):
     from mlflow.tracking import MlflowClient
 
-    argv, figures, metrics = _args(tmp_path, _stage_params(tmp_path), tiny_npz)
-    baselines_stage.main(argv)
+    argv, figures, metrics = _args(tmp_path, _stage_params(params_file), tiny_npz)
+    assert baselines_stage.main(argv) == stage.EXIT_OK
 
     png = (figures / "feature_maps.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
@@ -130,19 +121,17 @@ def test_stage_end_to_end(tmp_path, tiny_npz, mlflow_uri):
         ({"random_std": 0}, "baselines.random_std"),
     ],
 )
-def test_stage_rejects_bad_params_before_any_work(tmp_path, tiny_npz, capsys, change, message):
-    argv, figures, metrics = _args(tmp_path, _stage_params(tmp_path, **change), tiny_npz)
-    with pytest.raises(SystemExit) as caught:
-        stage.run(lambda: baselines_stage.main(argv))
-    assert caught.value.code == stage.EXIT_PARAMS
+def test_stage_rejects_bad_params_before_any_work(tmp_path, tiny_npz, capsys, params_file, change, message):
+    argv, figures, metrics = _args(tmp_path, _stage_params(params_file, **change), tiny_npz)
+    assert baselines_stage.main(argv) == stage.EXIT_PARAMS
     assert message in capsys.readouterr().err
     assert not figures.exists() and not metrics.exists()
 
 
 def test_stage_rejects_kernels_larger_than_the_image(monkeypatch):
-    from filterlab.kernels import bank
-    from filterlab.core.errors import ParamError
     from filterlab.config.sections import BaselinesParams
+    from filterlab.core.errors import ParamError
+    from filterlab.kernels import bank
 
     huge = bank.Kernel("huge", "blur", np.ones((29, 29)) / 29**2, "Too big for a digit.")
     monkeypatch.setitem(bank.KERNELS, "huge", huge)

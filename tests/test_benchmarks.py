@@ -10,7 +10,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 def test_convolution_benchmark_checks_every_engine_against_the_reference(tiny_prepared):
     import convolution as bench
-
     from filterlab.kernels.bank import KERNELS
 
     kernels = [KERNELS[name] for name in ("sobel_x", "peak_1x3", "gaussian_5x5")]
@@ -22,7 +21,6 @@ def test_convolution_benchmark_checks_every_engine_against_the_reference(tiny_pr
 
 def test_convolution_benchmark_refuses_a_wrong_batched_result(tiny_prepared, monkeypatch):
     import convolution as bench
-
     from filterlab.kernels.bank import KERNELS
 
     monkeypatch.setitem(bench.ENGINES, "numpy", lambda images, kernels: bench.convolution.convolve_batch(images, kernels) + 1e-3)
@@ -32,7 +30,6 @@ def test_convolution_benchmark_refuses_a_wrong_batched_result(tiny_prepared, mon
 
 def test_throughput_benchmark_times_both_arms_of_the_same_model(tiny_prepared, mlflow_uri):
     import throughput
-
     from filterlab.config.sections import GridParams, TrainParams
     from filterlab.training.fit import VariantSpec
 

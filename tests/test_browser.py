@@ -19,9 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from filterlab.report import content
-from filterlab.report import page
-from filterlab.report import plots
+from filterlab.report import content, page, plots
 from test_mlflow_server import api, mlflow_server  # noqa: F401  (mlflow_server is a fixture)
 from test_report import GRID, _loaded, make_reports
 

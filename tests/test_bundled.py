@@ -6,8 +6,8 @@ import importlib.util
 import numpy as np
 import pytest
 
-from filterlab.data import bundled
 from filterlab.core.errors import DataError
+from filterlab.data import bundled
 
 
 def test_the_subset_is_5000_balanced_real_digits(bundled_digits):

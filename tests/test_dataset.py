@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from filterlab.core import atomic
-from filterlab.data import dataset
 from filterlab.core.errors import DataError
+from filterlab.data import dataset
 
 
 def test_stratified_split_holds_out_each_class_in_proportion():

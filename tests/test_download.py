@@ -18,11 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from filterlab.data import mirrors
-from filterlab.data import idx
-from filterlab.data import raw
-from filterlab.core.errors import DownloadError
 from filterlab.config.sections import DataParams
+from filterlab.core.errors import DownloadError
+from filterlab.data import idx, mirrors, raw
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = b"<!doctype html><html><body><h1>503 Service Unavailable</h1></body></html>"

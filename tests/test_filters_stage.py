@@ -1,67 +1,52 @@
 """The `filters` stage end to end on a fake, tiny variant directory written by the test."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from filterlab.core import atomic
+from conftest import ROOT, load_stage
 from filterlab.kernels.bank import KERNELS
 
-ROOT = Path(__file__).resolve().parents[1]
 FILTERS, KERNEL_SIZE, STRIDE, EPOCHS = 4, 3, 1, 2
 VARIANT = f"f{FILTERS}_k{KERNEL_SIZE}_s{STRIDE}"
 
 
-def load_stage(name: str):
-    spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "pipeline" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def fake_variant(model_dir: Path) -> np.ndarray:
-    """What the filters stage reads of the train stage's output: filters.npz (init + 2 epochs), run.json with a real run."""
+def fake_variant(model_dir: Path) -> str:
+    """What the filters stage reads of the train stage's output (init + 2 epochs), and the run that made it."""
+    from filterlab.config.geometry import VariantSpec
     from filterlab.core import tracking
+    from filterlab.training import artifacts
 
     rng = np.random.default_rng(1)
     kernels = rng.normal(scale=0.3, size=(EPOCHS + 1, KERNEL_SIZE, KERNEL_SIZE, 1, FILTERS)).astype(np.float32)
     # After training filter #0 holds sobel_x's Keras weights (flipped: -sobel_x), filter #1 its negation.
     kernels[-1, :, :, 0, 0] = -KERNELS["sobel_x"].weights
     kernels[-1, :, :, 0, 1] = KERNELS["sobel_x"].weights
-    model_dir.mkdir(parents=True)
-    atomic.save_npz(model_dir / "filters.npz", kernels=kernels, epochs=np.arange(EPOCHS + 1),
-                    bias=np.zeros(FILTERS, np.float32))
-    with tracking.start_run("train", VARIANT) as run:
-        run_id, experiment_id = run.run_id, run.experiment_id
-    info = {"run_id": run_id, "experiment_id": experiment_id, "variant": VARIANT,
-            "filters": FILTERS, "kernel_size": KERNEL_SIZE, "stride": STRIDE}
-    atomic.write_json(model_dir / "run.json", info)
-    return kernels
+    digest = artifacts.write_filters(model_dir, kernels, np.zeros(FILTERS, np.float32),
+                                     VariantSpec(FILTERS, KERNEL_SIZE, STRIDE))
+    with tracking.start_run("train", VARIANT, tags={tracking.FILTERS_TAG: digest}) as run:
+        return run.run_id
 
 
-def run_stage(monkeypatch, tmp_path, tiny_npz, model_dir):
+def run_stage(tmp_path, tiny_npz, model_dir) -> tuple[int, Path, Path]:
     figures, metrics = tmp_path / "figures" / VARIANT, tmp_path / "metrics" / f"{VARIANT}.json"
-    argv = ["filters.py", "--params", str(ROOT / "params.yaml"), "--data", str(tiny_npz),
-            "--model-dir", str(model_dir), "--figures", str(figures), "--metrics", str(metrics)]
-    monkeypatch.setattr(sys, "argv", argv)
-    stage = load_stage("filters")
-    from filterlab.core.stage import run
-
-    run(stage.main)
-    return figures, metrics
+    argv = ["--params", str(ROOT / "params.yaml"), "--data", str(tiny_npz), "--filters", str(model_dir / "filters.npz"),
+            "--run", str(model_dir / "run.json"), "--figures", str(figures), "--metrics", str(metrics)]
+    return load_stage("filters").main(argv), figures, metrics
 
 
-def test_stage_writes_figures_metrics_and_logs_to_the_variant_run(monkeypatch, tmp_path, tiny_npz, mlflow_uri):
+def test_stage_writes_figures_metrics_and_logs_to_the_variant_run(tmp_path, tiny_npz, mlflow_uri):
     from mlflow.tracking import MlflowClient
     from PIL import Image
 
     model_dir = tmp_path / "models" / VARIANT
-    fake_variant(model_dir)
-    figures, metrics_path = run_stage(monkeypatch, tmp_path, tiny_npz, model_dir)
+    run_id = fake_variant(model_dir)
+    client = MlflowClient(mlflow_uri)
+    ended = client.get_run(run_id).info.end_time
+    code, figures, metrics_path = run_stage(tmp_path, tiny_npz, model_dir)
+    assert code == 0
 
     names = {"init_vs_learned.png", "evolution.png", "evolution.gif", "feature_maps.png"}
     assert {path.name for path in figures.iterdir()} == names  # exactly the declared outs, no temp files
@@ -80,8 +65,8 @@ def test_stage_writes_figures_metrics_and_logs_to_the_variant_run(monkeypatch, t
     assert metrics["similarity"]["learned"]["max"] == pytest.approx(1.0)
     assert metrics["similarity"]["init"]["max"] < 1.0
 
-    client = MlflowClient(mlflow_uri)
-    run_id = json.loads((model_dir / "run.json").read_text())["run_id"]
+    # Added to the finished run without reopening it: its status and duration are the training's own.
+    assert client.get_run(run_id).info.status == "FINISHED" and client.get_run(run_id).info.end_time == ended
     logged = {Path(item.path).name for item in client.list_artifacts(run_id, "filters")}
     assert names | {f"{VARIANT}.json"} <= logged
     assert client.get_run(run_id).data.metrics["filters.similarity_learned_max"] == pytest.approx(1.0)
@@ -90,14 +75,13 @@ def test_stage_writes_figures_metrics_and_logs_to_the_variant_run(monkeypatch, t
     assert sum("conv1_filters" in path and path.endswith(".png") for path in images) == EPOCHS + 1
 
 
-def test_missing_filters_npz_is_a_one_line_data_error(monkeypatch, tmp_path, tiny_npz, mlflow_uri, capsys):
+def test_missing_filters_npz_is_a_one_line_data_error(tmp_path, tiny_npz, mlflow_uri, capsys):
     model_dir = tmp_path / "models" / VARIANT
     fake_variant(model_dir)
     (model_dir / "filters.npz").unlink()
     capsys.readouterr()  # drop MLflow's database-creation log lines
-    with pytest.raises(SystemExit) as exit_info:
-        run_stage(monkeypatch, tmp_path, tiny_npz, model_dir)
-    assert exit_info.value.code == 1
+    code, _figures, _metrics = run_stage(tmp_path, tiny_npz, model_dir)
+    assert code == 1
     error = capsys.readouterr().err.strip()
     assert error.startswith("error: ") and str(model_dir / "filters.npz") in error and "\n" not in error
     assert not (tmp_path / "figures").exists()

@@ -6,8 +6,8 @@ import struct
 import numpy as np
 import pytest
 
-from filterlab.data import idx
 from filterlab.core.errors import DataError
+from filterlab.data import idx
 
 
 def _digits(count=12, seed=0):

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from filterlab.core.errors import ParamError
-from filterlab.kernels.bank import FAMILIES, KERNELS, by_family, select
 from filterlab.config.params import load_section, read_params
 from filterlab.config.sections import BaselinesParams
+from filterlab.core.errors import ParamError
+from filterlab.kernels.bank import FAMILIES, KERNELS, by_family, select
 
 ZERO_SUM_FAMILIES = ("laplacian", "sobel", "prewitt", "scharr", "lines", "gabor")
 
@@ -102,9 +102,9 @@ def test_select_keeps_order_and_rejects_bad_lists():
         select(["sobel_x", "sobel_x"])
 
 
-def test_params_loader_rejects_unknown_kernel_names():
-    params = {"baselines": {"kernels": ["sobel_x", "nope"], "random_std": 1.0}}
+def test_select_rejects_unknown_names_and_other_shapes_naming_the_key():
     with pytest.raises(ParamError) as caught:
-        load_section(params, "baselines", BaselinesParams)
-    assert caught.value.key == "baselines.kernels"
-    assert "laplacian_8" in str(caught.value)
+        select(["sobel_x", "nope"], "baselines.kernels")
+    assert caught.value.key == "baselines.kernels" and "laplacian_8" in str(caught.value)
+    with pytest.raises(ParamError, match="'gaussian_5x5' is 5x5; only 3x3 kernels"):
+        select(["sobel_x", "gaussian_5x5"], "probes.recovery.kernels", shape=(3, 3))

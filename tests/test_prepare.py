@@ -2,19 +2,14 @@
 
 import hashlib
 import json
-import subprocess
-import sys
-from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from conftest import load_stage
 from filterlab.core import atomic
-from filterlab.data import dataset
-from filterlab.data import idx
-from filterlab.data import raw
-
-ROOT = Path(__file__).resolve().parents[1]
+from filterlab.data import dataset, idx, raw
 
 
 def _digits(count, seed):
@@ -39,23 +34,27 @@ def _remote_raw(directory, source="remote", url="https://example.org/mnist/"):
     return arrays, manifest
 
 
-def _run(tmp_path, raw, seed=7, name="run"):
-    params = tmp_path / "params.yaml"
-    params.write_text(f"seed: {seed}\nprepare:\n  val_fraction: 0.1\n  bundled_test_fraction: 0.2\n")
-    out, metrics = tmp_path / name / "mnist.npz", tmp_path / name / "data.json"
-    result = subprocess.run([sys.executable, str(ROOT / "pipeline" / "prepare.py"), "--params", str(params),
-                             "--raw", str(raw), "--out", str(out), "--metrics", str(metrics)],
-                            capture_output=True, text=True, timeout=120)
-    return result, out, metrics
+@pytest.fixture
+def run_prepare(tmp_path, params_file, capsys):
+    """Run the stage in-process as DVC would; returns (exit code and stderr, npz path, metrics path)."""
+    stage = load_stage("prepare")
+
+    def run(raw, seed=7, name="run"):
+        params = params_file({"seed": seed}, name=f"{name}.yaml")
+        out, metrics = tmp_path / name / "mnist.npz", tmp_path / name / "data.json"
+        code = stage.main(["--params", str(params), "--raw", str(raw), "--out", str(out), "--metrics", str(metrics)])
+        return SimpleNamespace(returncode=code, stderr=capsys.readouterr().err), out, metrics
+
+    return run
 
 
 def _rows(images):
     return {hashlib.sha256(image.tobytes()).hexdigest() for image in images}
 
 
-def test_downloaded_data_keeps_t10k_as_test_and_splits_validation_from_train(tmp_path):
+def test_downloaded_data_keeps_t10k_as_test_and_splits_validation_from_train(tmp_path, run_prepare):
     arrays, manifest = _remote_raw(tmp_path / "raw")
-    result, out, metrics = _run(tmp_path, tmp_path / "raw")
+    result, out, metrics = run_prepare(tmp_path / "raw")
     assert result.returncode == 0, result.stderr
     data = dataset.load_prepared(out)
     for split in ("train", "val", "test"):
@@ -74,11 +73,11 @@ def test_downloaded_data_keeps_t10k_as_test_and_splits_validation_from_train(tmp
     assert report["counts"] == data.counts() and report["counts"]["test"]["total"] == 20
 
 
-def test_bundled_data_gets_a_stratified_hold_out_and_says_so(tmp_path):
+def test_bundled_data_gets_a_stratified_hold_out_and_says_so(tmp_path, run_prepare):
     images, labels = _digits(100, 3)
     manifest = raw.write_bundled(tmp_path / "raw", images, labels, "c" * 64)
     atomic.write_json(tmp_path / "raw" / "manifest.json", manifest)
-    result, out, metrics = _run(tmp_path, tmp_path / "raw")
+    result, out, metrics = run_prepare(tmp_path / "raw")
     assert result.returncode == 0, result.stderr
     data = dataset.load_prepared(out)
     assert np.bincount(data.y_test).tolist() == [2] * 10
@@ -89,26 +88,26 @@ def test_bundled_data_gets_a_stratified_hold_out_and_says_so(tmp_path):
     assert report["source"] == "bundled" and report["test_split"] == "stratified hold-out of train (0.2)"
 
 
-def test_same_seed_same_split_other_seed_other_split(tmp_path):
+def test_same_seed_same_split_other_seed_other_split(tmp_path, run_prepare):
     _remote_raw(tmp_path / "raw")
     splits = {}
     for name, seed in (("a", 7), ("b", 7), ("c", 8)):
-        result, out, _ = _run(tmp_path, tmp_path / "raw", seed=seed, name=name)
+        result, out, _ = run_prepare(tmp_path / "raw", seed=seed, name=name)
         assert result.returncode == 0, result.stderr
         splits[name] = dataset.load_prepared(out).x_val
     np.testing.assert_array_equal(splits["a"], splits["b"])
     assert _rows(splits["a"]) != _rows(splits["c"])
 
 
-def test_a_mirror_download_is_named_in_the_dataset(tmp_path):
+def test_a_mirror_download_is_named_in_the_dataset(tmp_path, run_prepare):
     _remote_raw(tmp_path / "raw", source="mirror", url="file:///srv/mnist/")
-    result, out, _ = _run(tmp_path, tmp_path / "raw")
+    result, out, _ = run_prepare(tmp_path / "raw")
     assert result.returncode == 0, result.stderr
     assert dataset.load_prepared(out).source == "mirror:file:///srv/mnist/"
 
 
 @pytest.mark.parametrize("damage", ["changed after download", "truncated but listed"])
-def test_damaged_raw_files_fail_with_one_line_naming_the_file(tmp_path, damage):
+def test_damaged_raw_files_fail_with_one_line_naming_the_file(tmp_path, run_prepare, damage):
     _, manifest = _remote_raw(tmp_path / "raw")
     target = tmp_path / "raw" / "t10k-images-idx3-ubyte.gz"
     if damage == "changed after download":
@@ -120,7 +119,7 @@ def test_damaged_raw_files_fail_with_one_line_naming_the_file(tmp_path, damage):
         manifest["files"][target.name] = {"sha256": hashlib.sha256(payload).hexdigest(), "bytes": len(payload)}
         atomic.write_json(tmp_path / "raw" / "manifest.json", manifest)
         expected = "t10k-images-idx3-ubyte.gz: truncated"
-    result, out, metrics = _run(tmp_path, tmp_path / "raw")
+    result, out, metrics = run_prepare(tmp_path / "raw")
     assert result.returncode == 1
     assert len(result.stderr.splitlines()) == 1 and expected in result.stderr and "Traceback" not in result.stderr
     assert not out.exists() and not metrics.exists()

@@ -1,23 +1,19 @@
 """The three probes: hand-checked peak positions, learned filters that reach their targets, the stage."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-from filterlab.probes import peak
-from filterlab.probes import recovery
-from filterlab.probes import single_image
-from filterlab.kernels.bank import KERNELS
+from conftest import load_stage
 from filterlab.config.sections import PeakProbe, RecoveryProbe, SingleImageProbe
+from filterlab.kernels.bank import KERNELS
+from filterlab.probes import peak, recovery, single_image
 
-ROOT = Path(__file__).resolve().parents[1]
 VECTOR = (0.8416, 0.7342, 0.5710, 0.1769, 0.9574, 0.2653, 0.9246, 0.2238, 0.3736, 0.0875)
 SEED = 20261121
+MARGIN = 0.05
 
 
 def test_peak_detector_on_the_lecture_vector():
@@ -35,14 +31,15 @@ def test_peak_detector_on_the_lecture_vector():
 
 
 def test_sequences_are_balanced_and_labelled_by_the_rule():
-    x, y = peak.make_sequences(200, 10, np.random.default_rng(0))
+    x, y = peak.make_sequences(200, 10, MARGIN, np.random.default_rng(0))
     assert x.shape == (200, 10, 1) and y.sum() == 100
     best = np.array([peak.respond(row[:, 0]).max() for row in x])
-    assert np.all(best[y == 1] > peak.MARGIN) and np.all(best[y == 0] < -peak.MARGIN)
+    assert np.all(best[y == 1] > MARGIN) and np.all(best[y == 0] < -MARGIN)
 
 
 def test_learned_peak_filter_is_close_to_minus_one_one_minus_one():
-    params = PeakProbe(vector=VECTOR, n_sequences=1000, sequence_length=10, epochs=10, learning_rate=0.01)
+    params = PeakProbe(vector=VECTOR, n_sequences=1000, sequence_length=10, epochs=10, learning_rate=0.01,
+                       batch_size=64, restarts=8, margin=MARGIN)
     learned = peak.learn(params, SEED)
     assert peak.cosine(learned.learned, peak.PEAK) > 0.99
     assert learned.accuracy > 0.95
@@ -68,59 +65,38 @@ def test_single_image_filters_become_correlated_with_the_image(tiny_prepared):
     assert metrics["predicted"] == 4
 
 
-def test_pearson_of_known_arrays():
-    ramp = np.arange(9.0).reshape(3, 3)
-    assert single_image.pearson(ramp, 2 * ramp + 1) == pytest.approx(1.0)
-    assert single_image.pearson(ramp, -ramp) == pytest.approx(-1.0)
-    assert single_image.pearson(ramp, np.ones((3, 3))) == 0.0
+TINY_PROBES = {"probes.single_image.n_filters": 2, "probes.single_image.epochs": 150, "probes.peak.n_sequences": 400,
+               "probes.peak.epochs": 3, "probes.recovery.kernels": ["sobel_x"], "probes.recovery.n_images": 8,
+               "probes.recovery.epochs": 50}
 
 
-def write_params(tmp_path: Path, **changes) -> Path:
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    probes = params["probes"]
-    probes["single_image"].update(n_filters=2, epochs=150)
-    probes["peak"].update(n_sequences=400, epochs=3)
-    probes["recovery"].update(kernels=["sobel_x"], n_images=8, epochs=50)
-    for dotted, value in changes.items():
-        section, key = dotted.split("__")
-        probes[section][key] = value
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(params))
-    return path
-
-
-def run_probes_stage(monkeypatch, tmp_path, params_path, data_path):
-    spec = importlib.util.spec_from_file_location("stage_probes", ROOT / "pipeline" / "probes.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def run_probes_stage(tmp_path, params_path, data_path) -> tuple[int, Path, Path]:
     figures, metrics = tmp_path / "figures" / "probes", tmp_path / "metrics" / "probes.json"
-    monkeypatch.setattr(sys, "argv", ["probes.py", "--params", str(params_path), "--data", str(data_path),
+    code = load_stage("probes").main(["--params", str(params_path), "--data", str(data_path),
                                       "--figures", str(figures), "--metrics", str(metrics)])
-    from filterlab.core.stage import run
-
-    run(module.main)
-    return figures, metrics
+    return code, figures, metrics
 
 
 @pytest.mark.parametrize(
     ("change", "key"),
-    [({"single_image__digit": 10}, "probes.single_image.digit"),
-     ({"single_image__n_filters": 0}, "probes.single_image.n_filters"),
-     ({"recovery__kernels": ["gaussian_5x5"]}, "probes.recovery.kernels")],
+    [({"probes.single_image.digit": 10}, "probes.single_image.digit"),
+     ({"probes.single_image.n_filters": 0}, "probes.single_image.n_filters"),
+     ({"probes.recovery.kernels": ["gaussian_5x5"]}, "probes.recovery.kernels"),
+     ({"probes.recovery.kernels": ["sobel_q"]}, "probes.recovery.kernels")],
 )
-def test_bad_probe_params_exit_2_before_any_work(monkeypatch, tmp_path, capsys, change, key):
+def test_bad_probe_params_exit_2_before_any_work(tmp_path, capsys, params_file, change, key):
     # The data path does not exist: a parameter error must come first.
-    with pytest.raises(SystemExit) as exit_info:
-        run_probes_stage(monkeypatch, tmp_path, write_params(tmp_path, **change), tmp_path / "missing.npz")
-    assert exit_info.value.code == 2
+    code, _figures, _metrics = run_probes_stage(tmp_path, params_file(TINY_PROBES | change), tmp_path / "missing.npz")
+    assert code == 2
     assert f"params.yaml: {key}:" in capsys.readouterr().err
     assert not (tmp_path / "figures").exists() and not (tmp_path / "metrics").exists()
 
 
-def test_stage_writes_figures_metrics_and_three_runs(monkeypatch, tmp_path, tiny_npz, mlflow_uri):
+def test_stage_writes_figures_metrics_and_three_runs(tmp_path, tiny_npz, mlflow_uri, params_file):
     from mlflow.tracking import MlflowClient
 
-    figures, metrics_path = run_probes_stage(monkeypatch, tmp_path, write_params(tmp_path), tiny_npz)
+    code, figures, metrics_path = run_probes_stage(tmp_path, params_file(TINY_PROBES), tiny_npz)
+    assert code == 0
     assert sorted(path.name for path in figures.iterdir()) == ["peak.png", "recovery.png", "single_image.png"]
     metrics = json.loads(metrics_path.read_text())
     assert metrics["peak"]["positive_points"] == [5, 7, 9]

@@ -8,8 +8,7 @@ import stat
 
 import numpy as np
 
-from filterlab.data import idx
-from filterlab.data import raw
+from filterlab.data import idx, raw
 
 
 def test_bundled_digits_become_train_idx_files_with_a_manifest(tmp_path):

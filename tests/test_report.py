@@ -17,10 +17,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from filterlab.report import content
-from filterlab.report import tables
-from filterlab.core.errors import DataError
 from filterlab.config.sections import GridParams
+from filterlab.core.errors import DataError
+from filterlab.report import content, tables
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = GridParams(filters=(4, 8), kernel_size=(3, 7), stride=(1,))

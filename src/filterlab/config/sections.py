@@ -43,7 +43,9 @@ class GridParams:
     kernel_size: tuple[int, ...] = spec(
         f"a non-empty list of distinct integers in [1, {IMAGE_SIDE}]", _positive_ints(IMAGE_SIDE)
     )
-    stride: tuple[int, ...] = spec(f"a non-empty list of distinct integers in [1, {IMAGE_SIDE}]", _positive_ints(IMAGE_SIDE))
+    stride: tuple[int, ...] = spec(
+        f"a non-empty list of distinct integers in [1, {IMAGE_SIDE}]", _positive_ints(IMAGE_SIDE)
+    )
 
     def variants(self) -> list[VariantSpec]:
         """Every combination, in the order dvc.yaml's matrix expands them."""
@@ -75,7 +77,9 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class BaselinesParams:
-    kernels: tuple[str, ...] = spec("a non-empty list of kernel names from filterlab.kernels.bank", lambda v: len(v) > 0)
+    kernels: tuple[str, ...] = spec(
+        "a non-empty list of kernel names from filterlab.kernels.bank", lambda v: len(v) > 0
+    )
     random_std: float = spec("a number in (0, 10]", lambda v: 0 < v <= 10)
 
 
@@ -115,7 +119,9 @@ class PeakProbe:
 
 @dataclass(frozen=True)
 class RecoveryProbe:
-    kernels: tuple[str, ...] = spec("a non-empty list of 3x3 kernel names from filterlab.kernels.bank", lambda v: len(v) > 0)
+    kernels: tuple[str, ...] = spec(
+        "a non-empty list of 3x3 kernel names from filterlab.kernels.bank", lambda v: len(v) > 0
+    )
     n_images: int = spec("an integer in [1, 60000]", lambda v: 1 <= v <= 60000)
     epochs: int = spec("an integer in [1, 10000]", lambda v: 1 <= v <= 10000)
     learning_rate: float = spec("a number in (0, 1]", lambda v: 0 < v <= 1)

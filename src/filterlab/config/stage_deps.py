@@ -32,7 +32,8 @@ def direct_imports(path: Path, src: Path) -> set[Path]:
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            # `from filterlab.kernels import bank` names a module; `from filterlab.kernels.bank import KERNELS` a symbol.
+            # `from filterlab.kernels import bank` names a module, `from filterlab.kernels.bank import KERNELS`
+            # a symbol: both candidates are tried.
             names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
         else:
             continue

@@ -52,10 +52,12 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str] | None:
 def check_pinnable(env: os._Environ | dict, flags: set[str] | None) -> None:
     """FilterlabError when this machine, or the caps already in `env`, sit below the pin."""
     if flags is not None and not {"avx2", "fma"} <= flags:
-        raise FilterlabError("numerics: 'avx2' needs a CPU with AVX2 and FMA; this one has neither, set numerics: native")
+        raise FilterlabError("numerics: 'avx2' needs a CPU with AVX2 and FMA, which this one lacks; "
+                             "set numerics: native")
     cap = env.get("ONEDNN_MAX_CPU_ISA", "").upper()
     if cap and cap in ONEDNN_ISAS and ONEDNN_ISAS.index(cap) < ONEDNN_ISAS.index(ONEDNN_PIN):
-        raise FilterlabError(f"numerics: ONEDNN_MAX_CPU_ISA={cap} is below the pinned AVX2; unset it or set numerics: native")
+        raise FilterlabError(f"numerics: ONEDNN_MAX_CPU_ISA={cap} is below the pinned AVX2; unset it "
+                             "or set numerics: native")
     core = env.get("OPENBLAS_CORETYPE", "").upper()
     if core in OPENBLAS_OLDER:
         raise FilterlabError(f"numerics: OPENBLAS_CORETYPE={core} is older than the pinned Haswell; unset it "

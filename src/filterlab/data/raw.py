@@ -14,12 +14,10 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from filterlab.core import atomic
-from filterlab.data import bundled
-from filterlab.data import mirrors
-from filterlab.data import idx
-from filterlab.core.errors import DownloadError
 from filterlab.config.sections import DataParams
+from filterlab.core import atomic
+from filterlab.core.errors import DownloadError
+from filterlab.data import bundled, idx, mirrors
 
 TEST_SPLIT_T10K = "t10k"
 TEST_SPLIT_HOLDOUT = "stratified hold-out of train"

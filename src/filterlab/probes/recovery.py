@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from filterlab.kernels.bank import Kernel
 from filterlab.config.sections import RecoveryProbe
+from filterlab.kernels.bank import Kernel
 
 TARGET_ERROR = 1e-3
 

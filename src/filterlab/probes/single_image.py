@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from filterlab.core.errors import DataError
 from filterlab.config.geometry import IMAGE_SIDE, NUM_CLASSES
 from filterlab.config.sections import SingleImageProbe
+from filterlab.core.errors import DataError
 from filterlab.kernels.similarity import cosine
 
 

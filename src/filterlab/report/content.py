@@ -12,10 +12,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from filterlab.core.errors import DataError
 from filterlab.config.sections import GridParams
+from filterlab.core.errors import DataError
 
-TRAIN_KEYS = ("test_accuracy", "test_loss", "train_seconds", "params_count", "epochs", "filters", "kernel_size", "stride")
+TRAIN_KEYS = (
+    "test_accuracy", "test_loss", "train_seconds", "params_count", "epochs", "filters", "kernel_size", "stride",
+)
 NOT_RUN = "not run"
 BUNDLED_NOTE = (
     "Trained on the bundled 5,000-digit MNIST subset (no MNIST mirror was used): "
@@ -159,7 +161,9 @@ def pct(value: float) -> str:
 def figure_choice(results: Results, available: Sequence[str]) -> dict[str, list[str]]:
     """Which figures (paths relative to reports/figures) each report section shows."""
     def under(folder: str, word: str = "") -> list[str]:
-        return sorted(p for p in available if p.startswith(folder) and p.endswith(".png") and word in p.rsplit("/", 1)[-1])
+        return sorted(
+            p for p in available if p.startswith(folder) and p.endswith(".png") and word in p.rsplit("/", 1)[-1]
+        )
 
     return {
         "best": under(f"filters/{results.best.name}/", "init"),

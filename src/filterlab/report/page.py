@@ -75,14 +75,16 @@ def _table(table: Table, *, sortable: bool, sorted_by: str | None = None) -> str
 
 def _img(data: bytes, alt: str) -> str:
     encoded = base64.b64encode(data).decode("ascii")
-    return f'<figure><img alt="{_esc(alt)}" src="data:image/png;base64,{encoded}"><figcaption>{_esc(alt)}</figcaption></figure>'
+    return (f'<figure><img alt="{_esc(alt)}" src="data:image/png;base64,{encoded}">'
+            f"<figcaption>{_esc(alt)}</figcaption></figure>")
 
 
 def render_html(
     results: Results, plots: Mapping[str, bytes], figures: Mapping[str, bytes], available: list[str]
 ) -> str:
     """`figures` maps the chosen paths (relative to reports/figures) to their PNG bytes."""
-    parts = [f"<h1>{_esc(results.title)}</h1>", f"<p><strong>Data source:</strong> <code>{_esc(results.data_source)}</code></p>"]
+    parts = [f"<h1>{_esc(results.title)}</h1>",
+             f"<p><strong>Data source:</strong> <code>{_esc(results.data_source)}</code></p>"]
     if is_bundled(results):
         parts.append(f'<p class="note" id="bundled-note"><strong>Note:</strong> {_esc(BUNDLED_NOTE)}</p>')
     parts += [f'<p class="warning"><strong>Warning:</strong> {_esc(w)}</p>' for w in results.warnings]

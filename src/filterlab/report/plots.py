@@ -96,7 +96,8 @@ def baselines_vs_learned(results: Results) -> bytes | None:
         ax.annotate(name, (count, accuracy), fontsize=6, xytext=(3, -8), textcoords="offset points")
     for kind, (color, marker) in {**styles, "family": ("tab:orange", "^")}.items():
         ax.scatter([], [], color=color, marker=marker, label=f"frozen {kind}")
-    counts = {v.filters for v in results.variants} | {e["n_kernels"] for e in results.baselines.values() if e.get("n_kernels")}
+    counts = {v.filters for v in results.variants}
+    counts |= {e["n_kernels"] for e in results.baselines.values() if e.get("n_kernels")}
     _log_x(ax, sorted(counts))
     ax.set(xlabel="conv1 filters (frozen kernels for baselines)", ylabel="test accuracy (%)",
            title="Hand-designed and random frozen filters against learned ones")

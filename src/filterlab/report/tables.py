@@ -20,7 +20,10 @@ class Table:
 def variant_table(results: Results) -> Table:
     rows = []
     for v in results.variants:
-        similarity = (fmt(v.similarity, 3), v.similarity) if v.similarity is not None else (v.similarity_note, -math.inf)
+        if v.similarity is not None:
+            similarity = (fmt(v.similarity, 3), v.similarity)
+        else:
+            similarity = (v.similarity_note, -math.inf)
         rows.append((
             (v.name, v.name), (str(v.filters), v.filters), (f"{v.kernel_size}x{v.kernel_size}", v.kernel_size),
             (str(v.stride), v.stride), (fmt(v.params_count), v.params_count), (pct(v.test_accuracy), v.test_accuracy),
@@ -53,7 +56,8 @@ def data_line(results: Results) -> str | None:
         return None
     totals = [fmt(counts[split].get("total")) for split in ("train", "val", "test")]
     split = results.data.get("test_split")
-    return f"Images: {totals[0]} train, {totals[1]} validation, {totals[2]} test" + (f" (test: {split})." if split else ".")
+    ending = f" (test: {split})." if split else "."
+    return f"Images: {totals[0]} train, {totals[1]} validation, {totals[2]} test{ending}"
 
 
 def headlines(results: Results) -> list[str]:

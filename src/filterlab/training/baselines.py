@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from filterlab.kernels import convolution
-from filterlab.data.dataset import Prepared
-from filterlab.kernels.bank import Kernel, by_family
 from filterlab.config.sections import TrainParams
+from filterlab.data.dataset import Prepared
+from filterlab.kernels import convolution
+from filterlab.kernels.bank import Kernel, by_family
 
 if TYPE_CHECKING:  # training imports Keras at import time; planning baselines needs no Keras
     from filterlab.training.fit import FitOutcome

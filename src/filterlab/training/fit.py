@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from filterlab.core import determinism
-from filterlab.training import models
-from filterlab.data.dataset import Prepared
 from filterlab.config.geometry import VariantSpec
 from filterlab.config.sections import TrainParams
+from filterlab.core import determinism
+from filterlab.data.dataset import Prepared
+from filterlab.training import models
 
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
 # The per-epoch metrics every fit logs to MLflow (the history minus its bookkeeping columns).
