@@ -30,10 +30,13 @@ $(STAMP): requirements.lock pyproject.toml
 repro: $(STAMP)
 	$(BIN)/dvc repro
 
+# Lint first: it takes a second, the suite a few minutes.
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 test-all: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -m ""
 
 bench: $(STAMP)

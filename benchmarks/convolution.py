@@ -60,7 +60,7 @@ def run(images: np.ndarray, kernels: list, repeats: int = 5) -> dict:
     seconds = {name: [] for name in (*ENGINES, "reference")}
     for _ in range(repeats):
         for name, engine in ENGINES.items():
-            seconds[name].append(measure.timed(lambda: engine(images, kernels)))
+            seconds[name].append(measure.timed(lambda engine=engine: engine(images, kernels)))
         seconds["reference"].append(_reference(images, kernels, None)[0])
     pairs = len(images) * len(kernels)
     result = {

@@ -59,7 +59,7 @@ def stage_overhead(repo: Path, stage: str, bare_fit_seconds: list[float], repeat
         "stage_wall_seconds": summary(walls),
         "bare_fit_seconds_median": bare,
         "overhead_seconds": summary(overheads),
-        "overhead_share_of_stage": summary([over / wall for over, wall in zip(overheads, walls)]),
+        "overhead_share_of_stage": summary([over / wall for over, wall in zip(overheads, walls, strict=True)]),
         "target": "<= 10% of the stage on full-size MNIST; on the bundled subset, the seconds",
     }
 
@@ -69,7 +69,8 @@ def noop_repro(repo: Path, repeats: int) -> dict:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     status = _dvc(["status"], repo, env).stdout
     if "up to date" not in status:
-        return {"skipped": "the pipeline in this checkout is not fully built (`dvc status` is not clean); run `make repro`"}
+        return {"skipped": "the pipeline in this checkout is not fully built (`dvc status` is not clean); "
+                           "run `make repro`"}
     _dvc(["repro"], repo, env)  # warm-up: fills DVC's state database
     walls = [timed(lambda: _dvc(["repro"], repo, env)) for _ in range(repeats)]
     return {"seconds": summary(walls), "target": "<= 2 s"}

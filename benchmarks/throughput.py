@@ -45,7 +45,7 @@ def our_fit(data: Prepared, variant: fit.VariantSpec, params: TrainParams, seed:
 
         def on_epoch(row: dict) -> None:
             print(f"{variant.name} epoch {row['epoch']}: loss {row['loss']:.4f}", flush=True)
-            run.log_metrics({key: row[key] for key in ("loss", "accuracy", "val_loss", "val_accuracy")}, step=row["epoch"])
+            run.log_metrics({key: row[key] for key in fit.LOGGED}, step=row["epoch"])
 
         with redirect_stdout(io.StringIO()):
             result = fit.train_variant(data, variant, params, seed, on_epoch=on_epoch)
@@ -69,8 +69,8 @@ def compare(data: Prepared, variant: fit.VariantSpec, params: TrainParams, seed:
         tracked.append(tracking_seconds)
     bare_ips = [images / seconds for seconds in bare]
     our_ips = [images / seconds for seconds in ours]
-    ratios = [mine / plain for mine, plain in zip(our_ips, bare_ips)]
-    shares = [track / fit for track, fit in zip(tracked, ours)]
+    ratios = [mine / plain for mine, plain in zip(our_ips, bare_ips, strict=True)]
+    shares = [track / fit for track, fit in zip(tracked, ours, strict=True)]
     return {
         "training_throughput": {
             "variant": variant.name, "epochs": params.epochs, "batch_size": params.batch_size,

@@ -23,7 +23,10 @@ def test_convolution_benchmark_refuses_a_wrong_batched_result(tiny_prepared, mon
     import convolution as bench
     from filterlab.kernels.bank import KERNELS
 
-    monkeypatch.setitem(bench.ENGINES, "numpy", lambda images, kernels: bench.convolution.convolve_batch(images, kernels) + 1e-3)
+    def off_by_a_little(images, kernels):
+        return bench.convolution.convolve_batch(images, kernels) + 1e-3
+
+    monkeypatch.setitem(bench.ENGINES, "numpy", off_by_a_little)
     with pytest.raises(RuntimeError, match="differs"):
         bench.run(tiny_prepared.x_train[:4], [KERNELS["sobel_x"]], repeats=1)
 

@@ -19,9 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import GRID, api, loaded_metrics, make_reports
 from filterlab.report import content, page, plots
-from test_mlflow_server import api, mlflow_server  # noqa: F401  (mlflow_server is a fixture)
-from test_report import GRID, _loaded, make_reports
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
@@ -33,7 +32,8 @@ pytestmark = [
 def chromium(tmp_path: Path, url: str, *extra: str, budget_ms: int = 5000) -> subprocess.CompletedProcess:
     command = [
         CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}",
+        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'profile'}",
         "--window-size=1400,1000", f"--virtual-time-budget={budget_ms}", *extra, url,
     ]
     return subprocess.run(command, capture_output=True, text=True, timeout=180)
@@ -41,7 +41,7 @@ def chromium(tmp_path: Path, url: str, *extra: str, budget_ms: int = 5000) -> su
 
 def report_page(tmp_path: Path) -> Path:
     metrics, figures = make_reports(tmp_path / "reports")
-    results = content.collect("Browser check", GRID, _loaded(metrics))
+    results = content.collect("Browser check", GRID, loaded_metrics(metrics))
     available = sorted(p.relative_to(figures).as_posix() for p in figures.rglob("*.png"))
     chosen = {p: (figures / p).read_bytes() for p in available if "init_vs" in p or not p.startswith("filters/")}
     html = page.render_html(results, plots.all_plots(results), chosen, available)
@@ -66,7 +66,8 @@ def test_report_table_sorts_on_header_click(tmp_path):
     probe = """<script>window.addEventListener("load", () => {
       const table = document.querySelector("table.sortable");
       [...table.tHead.rows[0].cells].find(th => th.textContent === "filters").click();
-      document.body.dataset.probeOrder = [...table.tBodies[0].rows].map(r => r.cells[0].textContent + ":" + r.cells[5].textContent).join(",");
+      document.body.dataset.probeOrder = [...table.tBodies[0].rows]
+        .map(r => r.cells[0].textContent + ":" + r.cells[5].textContent).join(",");
     });</script></body>"""
     page.write_text(page.read_text().replace("</body>", probe))
     result = chromium(tmp_path, page.as_uri(), "--dump-dom")
@@ -88,7 +89,8 @@ def test_mlflow_compare_page_shows_the_runs(mlflow_server, tmp_path):  # noqa: F
     run_ids = []
     for name, accuracy in (("f8_k3_s1", 0.91), ("f32_k5_s2", 0.95)):
         info = api(mlflow_server, "/api/2.0/mlflow/runs/create",
-                   {"experiment_id": experiment_id, "run_name": name, "start_time": int(time.time() * 1000)})["run"]["info"]
+                   {"experiment_id": experiment_id, "run_name": name,
+                    "start_time": int(time.time() * 1000)})["run"]["info"]
         api(mlflow_server, "/api/2.0/mlflow/runs/log-batch", {
             "run_id": info["run_id"],
             "params": [{"key": "filters", "value": name.split("_")[0][1:]}],
@@ -98,7 +100,8 @@ def test_mlflow_compare_page_shows_the_runs(mlflow_server, tmp_path):  # noqa: F
         api(mlflow_server, "/api/2.0/mlflow/runs/update", {"run_id": info["run_id"], "status": "FINISHED"})
         run_ids.append(info["run_id"])
     # MLflow 3's route (Routes.getCompareRunPageRoute): #/compare-runs?runs=[...]&experiments=[...]
-    query = f"runs={urllib.parse.quote(json.dumps(run_ids))}&experiments={urllib.parse.quote(json.dumps([experiment_id]))}"
+    runs, experiments = urllib.parse.quote(json.dumps(run_ids)), urllib.parse.quote(json.dumps([experiment_id]))
+    query = f"runs={runs}&experiments={experiments}"
     url = f"{mlflow_server}/#/compare-runs?{query}"
     dom = chromium(tmp_path, url, "--dump-dom", budget_ms=20000)
     assert dom.returncode == 0, dom.stderr[-2000:]

@@ -22,7 +22,8 @@ def test_top_level_plots_overlay_exactly_the_grid_variants():
     for plot in pipeline["plots"]:
         (name, spec), = plot.items()
         plotted = {Path(path).stem for path in spec["y"]}
-        assert plotted == grid_variants(), f"plot {name} lists {sorted(plotted ^ grid_variants())} out of step with train.grid"
+        drift = sorted(plotted ^ grid_variants())
+        assert plotted == grid_variants(), f"plot {name} lists {drift} out of step with train.grid"
 
 
 def test_grid_params_are_not_a_dependency_of_the_train_stages():

