@@ -14,7 +14,7 @@ UI_PORT ?= 5000
 export PATH := $(abspath $(BIN)):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install repro test test-all bench ui lock clean-venv
+.PHONY: install repro test test-all bench ui lock clean-venv vega
 
 install: $(STAMP)
 
@@ -44,6 +44,7 @@ bench: $(STAMP)
 
 ui: $(STAMP)
 	@echo "MLflow UI: http://$(UI_HOST):$(UI_PORT)  (database: $(abspath mlflow.db))"
+	@echo "train runs, best test accuracy first: $$($(BIN)/python -m filterlab.core.tracking http://$(UI_HOST):$(UI_PORT))"
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri "sqlite:///$(abspath mlflow.db)" \
 		--host $(UI_HOST) --port $(UI_PORT) --workers 1
 
@@ -56,3 +57,16 @@ lock:
 
 clean-venv:
 	rm -rf $(VENV)
+
+# `dvc plots show` renders offline: its HTML template (.dvc/plots/offline.html, set in
+# .dvc/config) inlines Vega, Vega-Lite and vega-embed instead of loading them from a CDN.
+# This target rebuilds it from the npm registry; the result is committed.
+VEGA_PACKAGES := vega@5.33.1 vega-lite@5.23.0 vega-embed@6.29.0
+vega:
+	rm -rf .vega && mkdir .vega && cd .vega && npm pack --silent $(VEGA_PACKAGES) >/dev/null \
+		&& for f in *.tgz; do mkdir "$${f%.tgz}" && tar xzf "$$f" -C "$${f%.tgz}" --strip-components 1; done
+	{ printf '<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n{refresh_tag}\n<title>DVC plots</title>\n'; \
+	  for js in .vega/vega-5*/build/vega.min.js .vega/vega-lite-*/build/vega-lite.min.js \
+	            .vega/vega-embed-*/build/vega-embed.min.js; do printf '<script>\n'; cat "$$js"; printf '\n</script>\n'; done; \
+	  printf '</head>\n<body>\n{plot_divs}\n</body>\n</html>\n'; } > .dvc/plots/offline.html
+	rm -rf .vega

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import measure  # noqa: E402  (benchmarks/ is not a package)
-from filterlab.kernels import convolution  # noqa: E402
+import measure  # benchmarks/ is not a package: its siblings by name
+from filterlab.kernels import convolution
 
 TOLERANCE = 1e-5
 

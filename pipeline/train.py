@@ -2,12 +2,12 @@
 
 Reads params.yaml (seed, numerics, train) and the prepared npz. Writes <model-dir>/model.keras,
 <model-dir>/filters.npz (conv1 kernels at init and after each epoch) and <model-dir>/run.json
-(the contract in filterlab.training.artifacts), the metrics JSON and the per-epoch history
-CSV, and one MLflow run in experiment `train`.
+(the contract in filterlab.training.artifacts), the metrics JSON (test accuracy with its 95 %
+Wilson interval), the details JSON (size, test predictions for the report's paired tests),
+the per-epoch history CSV, and one MLflow run in experiment `train`.
 """
 
 import argparse
-import sys
 from pathlib import Path
 
 from filterlab.config.geometry import VariantSpec
@@ -25,7 +25,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data", required=True)
     for flag in ("--filters", "--kernel-size", "--stride"):
         parser.add_argument(flag, type=int, required=True)
-    for flag in ("--model-dir", "--metrics", "--history"):
+    for flag in ("--model-dir", "--metrics", "--details", "--history"):
         parser.add_argument(flag, type=Path, required=True)
     return parser.parse_args(argv)
 
@@ -49,7 +49,7 @@ def train(args: argparse.Namespace) -> None:
     data = load_prepared(args.data)
 
     from filterlab.core import atomic, tracking  # TensorFlow and MLflow load only once the inputs are valid
-    from filterlab.training import artifacts, fit
+    from filterlab.training import artifacts, fit, stats
 
     run_params = {**vars(variant), **{key: getattr(section, key) for key in TRAIN_KEYS}, "seed": seed}
     tags = {"data.source": data.source, "data.sha256": data.raw_sha256, "variant": variant.name}
@@ -62,19 +62,18 @@ def train(args: argparse.Namespace) -> None:
             run.log_metrics({key: row[key] for key in fit.LOGGED}, step=row["epoch"])
 
         result = fit.train_variant(data, variant, section, seed, on_epoch=on_epoch)
-        run.log_metrics({"test_accuracy": result.test_accuracy, "test_loss": result.test_loss})
+        correct = int((result.predictions == data.y_test).sum())
+        low, high = stats.wilson(correct, len(data.y_test))
+        run.log_metrics({"test_accuracy": result.test_accuracy, "test_loss": result.test_loss,
+                         "test_accuracy_ci95_low": low, "test_accuracy_ci95_high": high})
         artifacts.save_model(result.model, args.model_dir / artifacts.MODEL_FILE)
         # The final bias lets the filters stage draw conv1's feature maps without TensorFlow.
         bias = result.model.get_layer("conv1").get_weights()[1]
         digest = artifacts.write_filters(args.model_dir, result.kernels, bias, variant)
         run.set_tags({tracking.FILTERS_TAG: digest})
         run.log_artifacts(args.model_dir)
-        atomic.write_json(args.metrics, {
-            "test_accuracy": result.test_accuracy, "test_loss": result.test_loss,
-            "best_val_accuracy": result.best_val_accuracy, "train_seconds": result.seconds,
-            "params_count": result.params_count, "epochs": section.epochs, "data_source": data.source,
-            **vars(variant),
-        })
+        atomic.write_json(args.metrics, fit.headline_metrics(result, low, high))
+        atomic.write_json(args.details, fit.details(result, data.y_test, section.epochs))
         atomic.write_text(args.history, fit.history_csv(result.history))
     print(f"{variant.name}: test_accuracy {result.test_accuracy:.4f} in {result.seconds:.1f} s", flush=True)
 
@@ -85,4 +84,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    stage.entry(main)

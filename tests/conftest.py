@@ -28,12 +28,12 @@ from filterlab.core import numerics
 numerics.pin("avx2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import yaml  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
 
-from filterlab.config.sections import GridParams  # noqa: E402
+from filterlab.config.sections import GridParams
 
 
 @pytest.fixture(scope="session")
@@ -90,6 +90,25 @@ def mlflow_uri(tmp_path, monkeypatch, migrated_db):
 
 
 ROOT = Path(__file__).resolve().parents[1]
+DELETE = object()
+
+# The smoke preset: bundled data, one small variant, 1 epoch, short probes. The whole `dvc repro`
+# runs on it (test_pipeline_smoke), and so do the tests that need a small but complete configuration.
+TINY = {
+    "data.source": "bundled",
+    "train.grid": {"filters": [4], "kernel_size": [3], "stride": [2]},
+    "train.epochs": 1,
+    "train.batch_size": 64,
+    "train.threads": 1,
+    "baselines.kernels": ["sobel_x", "sobel_y", "laplacian_8"],
+    "probes.single_image.epochs": 5,
+    "probes.peak.n_sequences": 200,
+    "probes.peak.epochs": 2,
+    "probes.recovery.kernels": ["sobel_x"],
+    "probes.recovery.n_images": 16,
+    "probes.recovery.epochs": 5,
+}
+TINY_VARIANT = "f4_k3_s2"
 
 
 def with_overrides(params: dict, overrides: dict) -> dict:
@@ -107,21 +126,31 @@ def with_overrides(params: dict, overrides: dict) -> dict:
     return result
 
 
-DELETE = object()
+def real_params() -> dict:
+    """The repository's params.yaml, parsed afresh (callers may change it)."""
+    return yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+
+
+def write_params(path: Path, overrides: dict | None = None) -> Path:
+    """The real params.yaml with `overrides` applied, written to `path`: what `params_file` does, for
+    module-scoped fixtures that have no tmp_path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(with_overrides(real_params(), overrides or {}), sort_keys=False), encoding="utf-8")
+    return path
 
 
 @pytest.fixture
 def params_file(tmp_path):
     """The one way tests shrink the configuration: the real params.yaml with overrides, written to tmp_path.
 
-    `params_file({"train.epochs": 1})` returns the path; `text=` writes raw text instead (broken files).
+    `params_file({"train.epochs": 1})` returns the path; `params_file(TINY | {...})` starts from the smoke
+    preset; `text=` writes raw text instead (broken files).
     """
 
     def make(overrides: dict | None = None, *, name: str = "params.yaml", text: str | None = None) -> Path:
         path = tmp_path / name
         if text is None:
-            real = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
-            text = yaml.safe_dump(with_overrides(real, overrides or {}), sort_keys=False)
+            return write_params(path, overrides)
         path.write_text(text, encoding="utf-8")
         return path
 
@@ -147,43 +176,77 @@ def _png(path: Path, shade: int) -> None:
     Image.fromarray(np.full((12, 20, 3), shade, dtype=np.uint8)).save(path)
 
 
-def _train(name: str, accuracy: float, source: str) -> dict:
-    filters, kernel, stride = (int(part[1:]) for part in name.split("_"))
-    return {"test_accuracy": accuracy, "test_loss": 1 - accuracy, "best_val_accuracy": accuracy, "train_seconds": 2.5,
-            "params_count": 1000 * filters + kernel, "epochs": 1, "data_source": source, "filters": filters,
-            "kernel_size": kernel, "stride": stride}
+TEST_DIGITS = 500
 
 
-def make_reports(root: Path, source: str = "bundled", probes: bool = True, baselines: bool = True) -> tuple[Path, Path]:
-    metrics, figures = root / "metrics", root / "figures"
-    counts = {split: {"total": total} for split, total in (("train", 4050), ("val", 450), ("test", 500))}
-    files = {"data.json": {"source": source, "test_split": "stratified hold-out of train", "counts": counts}}
+def _predictions(accuracy: float) -> dict:
+    """Labels and predictions of TEST_DIGITS digits, the first ones wrong: the best model's mistakes
+    are a subset of every worse model's, so paired tests see differences of whole digits."""
+    labels = "0123456789" * (TEST_DIGITS // 10)
+    wrong = round((1 - accuracy) * TEST_DIGITS)
+    predicted = "".join(str((int(d) + 1) % 10) if i < wrong else d for i, d in enumerate(labels))
+    return {"labels": labels, "predicted": predicted}
+
+
+def _headline(accuracy: float) -> dict:
+    return {"accuracy": accuracy, "ci95_low": accuracy - 0.02, "ci95_high": min(1.0, accuracy + 0.02),
+            "loss": 1 - accuracy, "train_seconds": 2.5}
+
+
+PROBES = {
+    "seed": 1,
+    "single_image": {"image_index": 3, "corr_init": [0.01, -0.02], "corr_learned": [0.99, -0.98],
+                     "abs_corr_init_mean": 0.015, "abs_corr_learned_mean": 0.985, "abs_corr_learned_min": 0.98,
+                     "digit_probability": 0.97, "predicted": 4},
+    "peak": {"positive_points": [5, 7, 9], "max_pool_point": 5, "learned_filter": [-4.6, 4.2, -4.3],
+             "cosine_to_peak": 0.9992, "train_accuracy": 0.99},
+    "recovery": {"sobel_x": {"max_abs_error": 1.2e-5, "max_abs_error_unflipped": 4.0, "within_target": True,
+                             "learned": [[0.0]]}, "max_abs_error": 1.2e-5},
+}
+
+
+def make_reports(root: Path, source: str = "bundled", probes: bool = True,
+                 baselines: bool = True) -> tuple[Path, Path, Path]:
+    """reports/metrics, reports/details and reports/figures as the stages write them, for GRID."""
+    metrics, details, figures = root / "metrics", root / "details", root / "figures"
+    counts = {split: {"total": total} for split, total in (("train", 4050), ("val", 450), ("test", TEST_DIGITS))}
+    files = {details / "data.json": {"source": source, "test_split": "stratified hold-out of train", "counts": counts}}
     for name, accuracy in ACCURACY.items():
-        files[f"train/{name}.json"] = _train(name, accuracy, source)
+        filters, kernel, _stride = (int(part[1:]) for part in name.split("_"))
+        files[metrics / "train" / f"{name}.json"] = _headline(accuracy)
+        files[details / "train" / f"{name}.json"] = {"params": 1000 * filters + kernel, "epochs": 1,
+                                                     "best_val_accuracy": accuracy, **_predictions(accuracy)}
         comparable = "_k3_" in name
-        files[f"filters/{name}.json"] = {
-            "variant": name, "comparable": comparable,
-            "similarity": {"init": {"mean": 0.3 if comparable else None},
-                           "learned": {"mean": 0.6 if comparable else None}},
-        }
+        files[metrics / "filters" / f"{name}.json"] = (
+            {"similarity_init": 0.3, "similarity_learned": 0.6, "similarity_chance": 0.4} if comparable else {})
+        if comparable:
+            files[details / "filters" / f"{name}.json"] = {
+                "variant": name, "comparable": True, "similarity": {"init": {"mean": 0.3}, "learned": {"mean": 0.6}},
+                "chance": {"mean": 0.4, "sd": 0.1, "p95": 0.55}, "shift": {"mean": 0.3, "effect_size": 2.0,
+                                                                          "above_chance_p95": 0.75},
+                "per_filter": [{"index": 0, "init": {"kernel": "emboss", "similarity": 0.3},
+                                "learned": {"kernel": "sobel_x", "similarity": 0.9}}],
+            }
+            _png(figures / "filters" / name / "learned_vs_classic.png", 20)
         _png(figures / "filters" / name / "init_vs_learned.png", 40)
         _png(figures / "filters" / name / "evolution.png", 80)
-    files["train/f64_k5_s2.json"] = _train("f64_k5_s2", 0.999, source)  # a variant no longer in the grid
+    files[metrics / "train" / "f64_k5_s2.json"] = _headline(0.999)  # a variant no longer in the grid
     if baselines:
-        files["baselines.json"] = {"data_source": source, "baselines": {
-            "family:sobel": {"kind": "family", "n_kernels": 2, "test_accuracy": 0.9, "params_count": 500},
-            "bank": {"kind": "bank", "n_kernels": 22, "test_accuracy": 0.93, "params_count": 900},
-            "random": {"kind": "random", "n_kernels": 22, "test_accuracy": 0.89, "params_count": 900},
-            "pixels": {"kind": "pixels", "n_kernels": 0, "test_accuracy": 0.85, "params_count": 7850}}}
+        entries = {"family:sobel": ("family", 2, 0.9), "bank": ("bank", 22, 0.93), "random": ("random", 22, 0.89),
+                   "pixels": ("pixels", 0, 0.85)}
+        files[details / "baselines.json"] = {"data_source": source, "baselines": {
+            name: {"kind": kind, "n_kernels": count, "params": 900, **_predictions(accuracy)}
+            for name, (kind, count, accuracy) in entries.items()}}
+        for name, (_kind, _count, accuracy) in entries.items():
+            files[metrics / "baselines" / f"{name.replace(':', '-')}.json"] = _headline(accuracy)
         _png(figures / "baselines" / "feature_maps.png", 120)
     if probes:
-        files["probes.json"] = {"peak": {"positive_points": [2, 5, 7], "cosine": 0.98},
-                                "recovery": [{"kernel": "sobel_x", "max_abs_error": 1e-4}]}
+        files[details / "probes.json"] = PROBES
         _png(figures / "probes" / "single_image.png", 160)
-    for relative, payload in files.items():
-        (metrics / relative).parent.mkdir(parents=True, exist_ok=True)
-        (metrics / relative).write_text(json.dumps(payload))
-    return metrics, figures
+    for path, payload in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(payload))
+    return metrics, details, figures
 
 
 def loaded_metrics(metrics: Path) -> dict:

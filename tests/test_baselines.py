@@ -1,4 +1,4 @@
-"""Tests for filterlab.baselines and the baselines stage: plans, frozen layers, and the stage end to end."""
+"""Tests for filterlab.training.baselines and the baselines stage: plans, frozen layers, and the stage end to end."""
 
 import dataclasses
 import json
@@ -65,15 +65,14 @@ def test_frozen_first_layer_stays_frozen_while_the_rest_trains(tiny_prepared, tr
     assert one.history[0]["loss"] == two.history[0]["loss"]  # reseeded: reproducible whatever ran before
 
 
-def _stage_params(params_file, **changes):
-    overrides = {"baselines.kernels": STAGE_KERNELS, "train.epochs": 1, "train.batch_size": 50,
-                 "train.block2_filters": 4}
-    return params_file(overrides | {f"baselines.{key}": value for key, value in changes.items()})
+STAGE_PARAMS = {"baselines.kernels": STAGE_KERNELS, "train.epochs": 1, "train.batch_size": 50,
+                "train.block2_filters": 4}
 
 
 def _args(tmp_path, params, data):
-    figures, metrics = tmp_path / "figures", tmp_path / "metrics" / "baselines.json"
-    argv = ["--params", str(params), "--data", str(data), "--figures", str(figures), "--metrics", str(metrics)]
+    figures, metrics = tmp_path / "figures", tmp_path / "metrics" / "baselines"
+    argv = ["--params", str(params), "--data", str(data), "--figures", str(figures), "--metrics", str(metrics),
+            "--details", str(tmp_path / "details" / "baselines.json")]
     return argv, figures, metrics
 
 
@@ -82,7 +81,7 @@ def _args(tmp_path, params, data):
 def test_stage_end_to_end(tmp_path, tiny_npz, mlflow_uri, params_file):
     from mlflow.tracking import MlflowClient
 
-    argv, figures, metrics = _args(tmp_path, _stage_params(params_file), tiny_npz)
+    argv, figures, metrics = _args(tmp_path, params_file(STAGE_PARAMS), tiny_npz)
     assert baselines_stage.main(argv) == stage.EXIT_OK
 
     png = (figures / "feature_maps.png").read_bytes()
@@ -91,38 +90,45 @@ def test_stage_end_to_end(tmp_path, tiny_npz, mlflow_uri, params_file):
     assert width > 800 and height > 300  # 11 columns (kernel + ten digits), 2 rows
     assert sorted(path.name for path in figures.iterdir()) == ["feature_maps.png"]
 
-    report = json.loads(metrics.read_text())
+    report = json.loads((tmp_path / "details" / "baselines.json").read_text())
     expected = {"family:sobel", "bank", "random", "pixels"}
     assert report["data_source"] == "bundled" and set(report["baselines"]) == expected
     assert {entry["kind"] for entry in report["baselines"].values()} == set(baselines.KINDS)
     assert report["baselines"]["bank"]["n_kernels"] == 2 and report["baselines"]["bank"]["kernels"] == STAGE_KERNELS
     assert report["baselines"]["pixels"]["n_kernels"] == 0
-    for entry in report["baselines"].values():
-        assert 0.0 <= entry["test_accuracy"] <= 1.0 and entry["test_loss"] > 0 and entry["params_count"] > 0
+    # One short metrics file per baseline, the same five columns as a grid variant's.
+    files = sorted(path.name for path in metrics.iterdir())
+    assert files == ["bank.json", "family-sobel.json", "pixels.json", "random.json"]
+    for name, entry in report["baselines"].items():
+        headline = json.loads((metrics / f"{name.replace(':', '-')}.json").read_text())
+        assert set(headline) == {"accuracy", "ci95_low", "ci95_high", "loss", "train_seconds"}
+        assert headline["ci95_low"] <= headline["accuracy"] <= headline["ci95_high"] and entry["params"] > 0
+        correct = sum(a == b for a, b in zip(entry["labels"], entry["predicted"], strict=True))
+        assert correct / len(entry["labels"]) == pytest.approx(headline["accuracy"], abs=1e-6)
 
     client = MlflowClient(tracking_uri=mlflow_uri)
     experiment = client.get_experiment_by_name("baselines")
     runs = client.search_runs([experiment.experiment_id])
-    assert sorted(run.info.run_name for run in runs) == sorted(expected)
+    assert sorted(run.info.run_name for run in runs) == sorted(f"{name} (test-sweep)" for name in expected)
     for run in runs:
         assert run.info.status == "FINISHED"
         assert run.data.tags["data.source"] == "bundled" and run.data.tags["data.sha256"] == "0" * 64
         assert run.data.params["epochs"] == "1" and "test_accuracy" in run.data.metrics
         assert [m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")] == [1]
         artifacts = [item.path for item in client.list_artifacts(run.info.run_id)]
-        assert artifacts == ([] if run.info.run_name == "pixels" else ["kernels.png"])
+        assert artifacts == ([] if run.info.run_name == "pixels (test-sweep)" else ["kernels.png"])
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"kernels": ["sobel_x", "sobel_q"]}, "unknown kernel 'sobel_q'"),
-        ({"kernels": []}, "baselines.kernels"),
-        ({"random_std": 0}, "baselines.random_std"),
+        ({"baselines.kernels": ["sobel_x", "sobel_q"]}, "unknown kernel 'sobel_q'"),
+        ({"baselines.kernels": []}, "baselines.kernels"),
+        ({"baselines.random_std": 0}, "baselines.random_std"),
     ],
 )
 def test_stage_rejects_bad_params_before_any_work(tmp_path, tiny_npz, capsys, params_file, change, message):
-    argv, figures, metrics = _args(tmp_path, _stage_params(params_file, **change), tiny_npz)
+    argv, figures, metrics = _args(tmp_path, params_file(STAGE_PARAMS | change), tiny_npz)
     assert baselines_stage.main(argv) == stage.EXIT_PARAMS
     assert message in capsys.readouterr().err
     assert not figures.exists() and not metrics.exists()

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from conftest import GRID, api, loaded_metrics, make_reports
-from filterlab.report import content, page, plots
+from filterlab.report import content, page, plots, tables
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
@@ -29,39 +29,68 @@ pytestmark = [
 ]
 
 
-def chromium(tmp_path: Path, url: str, *extra: str, budget_ms: int = 5000) -> subprocess.CompletedProcess:
+def chromium(tmp_path: Path, url: str, *extra: str, budget_ms: int = 5000, width: int = 1400,
+             height: int = 1000) -> subprocess.CompletedProcess:
     command = [
         CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
         f"--user-data-dir={tmp_path / 'profile'}",
-        "--window-size=1400,1000", f"--virtual-time-budget={budget_ms}", *extra, url,
+        f"--window-size={width},{height}", f"--virtual-time-budget={budget_ms}", *extra, url,
     ]
     return subprocess.run(command, capture_output=True, text=True, timeout=180)
 
 
 def report_page(tmp_path: Path) -> Path:
-    metrics, figures = make_reports(tmp_path / "reports")
-    results = content.collect("Browser check", GRID, loaded_metrics(metrics))
+    """The report of the fake grid, one variant statistically tied with the best."""
+    metrics, details, figures = make_reports(tmp_path / "reports")
+    loaded = loaded_metrics(details)
+    best, runner_up = loaded["train/f8_k7_s1.json"], loaded["train/f4_k7_s1.json"]
+    runner_up["predicted"] = best["predicted"][:-3] + runner_up["labels"][-3:]
+    results = content.collect("Browser check", GRID, loaded_metrics(metrics), loaded)
     available = sorted(p.relative_to(figures).as_posix() for p in figures.rglob("*.png"))
-    chosen = {p: (figures / p).read_bytes() for p in available if "init_vs" in p or not p.startswith("filters/")}
-    html = page.render_html(results, plots.all_plots(results), chosen, available)
-    path = tmp_path / "index.html"
+    chosen = [path for _caption, paths in tables.figure_sections(results, available) for path in paths]
+    html = page.render_html(results, plots.all_plots(results), {p: (figures / p).read_bytes() for p in chosen},
+                            available)
+    path = tmp_path / "reports" / "index.html"
     path.write_text(html)
     return path
 
 
-def test_report_renders_every_image_from_disk(tmp_path):
-    page = report_page(tmp_path)
-    result = chromium(tmp_path, page.as_uri(), "--dump-dom")
+# Run in the page after load: what a reader would see, written where --dump-dom shows it.
+MEASURE = """<script>window.addEventListener("load", () => {
+  const viewport = document.documentElement.clientWidth;
+  const overflowing = [...document.querySelectorAll("table")].filter(t => {
+    const box = t.parentElement.getBoundingClientRect();
+    return box.right > viewport + 1 || box.left < -1;
+  }).length;
+  document.body.dataset.pageWidth = document.documentElement.scrollWidth;
+  document.body.dataset.viewport = viewport;
+  document.body.dataset.overflowingTables = overflowing;
+});</script></body>"""
+
+
+@pytest.mark.parametrize("width", [1400, 390])
+def test_report_reads_on_desktop_and_phone(tmp_path, width):
+    path = report_page(tmp_path)
+    path.write_text(path.read_text().replace("</body>", MEASURE))
+    result = chromium(tmp_path, path.as_uri(), "--dump-dom", width=width)
     assert result.returncode == 0, result.stderr[-2000:]
-    body = re.search(r"<body([^>]*)>", result.stdout).group(1)
+    dom = result.stdout
+    body = re.search(r"<body([^>]*)>", dom).group(1)
+    assert 'name="viewport"' in dom and 'id="learned-vs-classic"' in dom
+    assert re.search(r"\d+\.\d–\d+\.\d%", dom)  # the 95% intervals
+    assert "tied with best (p = " in dom and 'class="tied"' in dom
     # Set by the page's own load handler: images present, and none failed to decode.
-    assert re.search(r'data-images="(\d+)"', body).group(1) == "7"
+    assert int(re.search(r'data-images="(\d+)"', body).group(1)) >= 7
     assert 'data-broken-images="0"' in body
+    # Tables scroll inside their wrappers; the page itself never gets wider than the screen.
+    assert re.search(r'data-overflowing-tables="(\d+)"', body).group(1) == "0"
+    page_width, viewport = (int(re.search(f'data-{key}="(\\d+)"', body).group(1)) for key in ("page-width", "viewport"))
+    assert page_width <= viewport
 
 
 def test_report_table_sorts_on_header_click(tmp_path):
-    page = report_page(tmp_path)
+    path = report_page(tmp_path)
     # Click "filters" once (ascending), and record the variant order where --dump-dom shows it.
     probe = """<script>window.addEventListener("load", () => {
       const table = document.querySelector("table.sortable");
@@ -69,12 +98,12 @@ def test_report_table_sorts_on_header_click(tmp_path):
       document.body.dataset.probeOrder = [...table.tBodies[0].rows]
         .map(r => r.cells[0].textContent + ":" + r.cells[5].textContent).join(",");
     });</script></body>"""
-    page.write_text(page.read_text().replace("</body>", probe))
-    result = chromium(tmp_path, page.as_uri(), "--dump-dom")
+    path.write_text(path.read_text().replace("</body>", probe))
+    result = chromium(tmp_path, path.as_uri(), "--dump-dom")
     order = re.search(r'data-probe-order="([^"]+)"', result.stdout).group(1).split(",")
     filters = [int(re.match(r"f(\d+)_", item).group(1)) for item in order]
     assert filters == sorted(filters) and len(order) == 4
-    assert order[0] != "f8_k7_s1:97.00%"  # no longer the accuracy order it loaded with
+    assert order[0] != "f8_k7_s1:97.0%"  # no longer the accuracy order it loaded with
 
 
 def _png_stats(path: Path) -> tuple[tuple[int, int], float]:
@@ -84,7 +113,7 @@ def _png_stats(path: Path) -> tuple[tuple[int, int], float]:
 
 
 @pytest.mark.slow
-def test_mlflow_compare_page_shows_the_runs(mlflow_server, tmp_path):  # noqa: F811
+def test_mlflow_compare_page_shows_the_runs(mlflow_server, tmp_path):
     experiment_id = api(mlflow_server, "/api/2.0/mlflow/experiments/create", {"name": "train"})["experiment_id"]
     run_ids = []
     for name, accuracy in (("f8_k3_s1", 0.91), ("f32_k5_s2", 0.95)):

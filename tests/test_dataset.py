@@ -1,4 +1,4 @@
-"""filterlab.dataset: stratified splits, scaling, the raw manifest check and the npz round trip."""
+"""filterlab.data.dataset: stratified splits, scaling, the raw manifest check and the npz round trip."""
 
 import hashlib
 import json

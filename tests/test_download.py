@@ -1,8 +1,8 @@
-"""filterlab.download, filterlab.raw.obtain and the download stage, against loopback mirrors (no network).
+"""filterlab.data.mirrors, filterlab.data.raw.obtain and the download stage, against loopback mirrors (no network).
 
 Generated MNIST-shaped files with their own digests stand in for the real ones through
 the injectable `expected` table; the stage itself is run offline, where it must fall
-back to the bundled subset (auto) or fail cleanly (remote).
+back to the bundled subset (auto, in-process) or fail cleanly (remote, as a process).
 """
 
 import hashlib
@@ -18,17 +18,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import ROOT, load_stage
+from filterlab.config.params import load_section, read_params
 from filterlab.config.sections import DataParams
 from filterlab.core.errors import DownloadError
 from filterlab.data import idx, mirrors, raw
 
-ROOT = Path(__file__).resolve().parents[1]
 HTML = b"<!doctype html><html><body><h1>503 Service Unavailable</h1></body></html>"
 
 
 @pytest.fixture(autouse=True)
 def _no_proxy(monkeypatch):
-    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "MNIST_MIRROR"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -101,8 +102,18 @@ def closed_port_url():
     return f"http://127.0.0.1:{port}/mnist/"
 
 
-def _params(source, mirrors, retries=1):
-    return DataParams(source=source, mirrors=tuple(mirrors), timeout_seconds=5.0, retries=retries)
+def _data_overrides(source, mirrors, retries=1) -> dict:
+    return {"data.source": source, "data.mirrors": list(mirrors), "data.timeout_seconds": 5, "data.retries": retries}
+
+
+@pytest.fixture
+def data_params(params_file):
+    """Factory: the `data` section of the real params.yaml with source, mirrors and retries changed."""
+
+    def make(source, mirrors, retries=1) -> DataParams:
+        return load_section(read_params(params_file(_data_overrides(source, mirrors, retries))), "data", DataParams)
+
+    return make
 
 
 def _leftovers(directory):
@@ -187,45 +198,49 @@ def test_failure_removes_everything_this_call_landed(tmp_path, mirror, files, ex
     assert list(tmp_path.iterdir()) == []
 
 
-def test_auto_offline_falls_back_to_the_bundled_subset(tmp_path, closed_port_url, expected):
-    manifest, warning = raw.obtain(_params("auto", [closed_port_url]), tmp_path, expected=expected,
-                                        progress=False, sleep=lambda seconds: None)
+def test_auto_offline_falls_back_to_the_bundled_subset(tmp_path, closed_port_url, expected, data_params):
+    dest = tmp_path / "raw"
+    dest.mkdir()
+    manifest, warning = raw.obtain(data_params("auto", [closed_port_url]), dest, expected=expected,
+                                   progress=False, sleep=lambda seconds: None)
     assert warning.startswith("WARNING: no MNIST mirror reachable; using the bundled 5,000-digit subset")
     assert "\n" not in warning and closed_port_url in warning
     assert manifest["source"] == "bundled" and manifest["test_split"] == "stratified hold-out of train"
     assert manifest["counts"] == {"train": 5000, "test": None}
-    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(manifest["files"])
-    images = idx.read_images(tmp_path / "train-images-idx3-ubyte.gz")
+    assert sorted(path.name for path in dest.iterdir()) == sorted(manifest["files"])
+    images = idx.read_images(dest / "train-images-idx3-ubyte.gz")
     assert images.shape == (5000, 28, 28) and images.max() == 255
 
 
-def test_remote_offline_fails_clearly_and_leaves_nothing(tmp_path, closed_port_url, expected):
+def test_remote_offline_fails_clearly_and_leaves_nothing(tmp_path, closed_port_url, expected, data_params):
+    dest = tmp_path / "raw"
+    dest.mkdir()
     with pytest.raises(DownloadError, match=r"unreachable.*data\.source is 'remote'"):
-        raw.obtain(_params("remote", [closed_port_url]), tmp_path, expected=expected, progress=False,
-                        sleep=lambda seconds: None)
-    assert list(tmp_path.iterdir()) == []
+        raw.obtain(data_params("remote", [closed_port_url]), dest, expected=expected, progress=False,
+                   sleep=lambda seconds: None)
+    assert list(dest.iterdir()) == []
 
 
-def test_mnist_mirror_directory_is_tried_first(tmp_path, closed_port_url, files, expected):
+def test_mnist_mirror_directory_is_tried_first(tmp_path, closed_port_url, files, expected, data_params):
     own_copy = tmp_path / "my mnist"
     own_copy.mkdir()
     for name, data in files.items():
         (own_copy / name).write_bytes(data)
     dest = tmp_path / "raw"
     dest.mkdir()
-    manifest, warning = raw.obtain(_params("remote", [closed_port_url]), dest, env_mirror=str(own_copy),
-                                        expected=expected, progress=False)
+    manifest, warning = raw.obtain(data_params("remote", [closed_port_url]), dest, env_mirror=str(own_copy),
+                                   expected=expected, progress=False)
     assert warning is None
     assert manifest["source"] == "mirror" and manifest["url"] == own_copy.as_uri() + "/"
     assert manifest["counts"] == {"train": 30, "test": 10} and manifest["test_split"] == "t10k"
     assert all((dest / name).read_bytes() == data for name, data in files.items())
 
 
-def test_mnist_mirror_url_is_tried_before_the_configured_mirrors(tmp_path, mirror, files, expected):
+def test_mnist_mirror_url_is_tried_before_the_configured_mirrors(tmp_path, mirror, files, expected, data_params):
     own_url, own_requests = mirror(dict(files))
     configured_url, configured_requests = mirror(dict(files))
-    manifest, _ = raw.obtain(_params("auto", [configured_url]), tmp_path, env_mirror=own_url,
-                                  expected=expected, progress=False)
+    manifest, _ = raw.obtain(data_params("auto", [configured_url]), tmp_path, env_mirror=own_url,
+                             expected=expected, progress=False)
     assert manifest["source"] == "mirror" and manifest["url"] == own_url
     assert sorted(own_requests) == sorted(files) and configured_requests == []
 
@@ -235,33 +250,27 @@ def test_mirror_url_turns_folders_into_file_urls(tmp_path):
     assert mirrors.mirror_url("https://example.org/mnist/") == "https://example.org/mnist/"
 
 
-def _run_stage(tmp_path, source, mirror_url, out):
-    text = (ROOT / "params.yaml").read_text()
-    params = tmp_path / "params.yaml"
-    params.write_text(text.replace("source: auto", f"source: {source}").replace(
-        "https://storage.googleapis.com/cvdf-datasets/mnist/", mirror_url).replace(
-        "https://ossci-datasets.s3.amazonaws.com/mnist/", mirror_url))
-    env = {key: value for key, value in os.environ.items() if "proxy" not in key.lower() and key != "MNIST_MIRROR"}
-    return subprocess.run([sys.executable, str(ROOT / "pipeline" / "download.py"), "--params", str(params),
-                           "--out", str(out)], capture_output=True, text=True, env=env, timeout=120)
-
-
-def test_stage_offline_auto_warns_once_and_writes_the_bundled_folder(tmp_path, closed_port_url):
+def test_stage_offline_auto_warns_once_and_writes_the_bundled_folder(tmp_path, closed_port_url, params_file, capsys):
     out = tmp_path / "data" / "raw"
-    result = _run_stage(tmp_path, "auto", closed_port_url, out)
-    assert result.returncode == 0, result.stderr
-    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("WARNING: no MNIST mirror reachable")
+    params = params_file(_data_overrides("auto", [closed_port_url]))
+    assert load_stage("download").main(["--params", str(params), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("WARNING: no MNIST mirror reachable")
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["source"] == "bundled" and len(manifest["bundled_csv_sha256"]) == 64
     assert sorted(path.name for path in out.iterdir()) == sorted([*manifest["files"], "manifest.json"])
     assert _leftovers(out.parent) == []
 
 
-def test_stage_remote_offline_exits_with_one_line_and_keeps_the_old_folder(tmp_path, closed_port_url):
+def test_stage_remote_offline_exits_with_one_line_and_keeps_the_old_folder(tmp_path, closed_port_url, params_file):
+    """As a process: `python pipeline/download.py` exits 1 with one line and no traceback."""
     out = tmp_path / "data" / "raw"
     out.mkdir(parents=True)
     (out / "marker").write_text("previous run")
-    result = _run_stage(tmp_path, "remote", closed_port_url, out)
+    params = params_file(_data_overrides("remote", [closed_port_url]))
+    env = {key: value for key, value in os.environ.items() if "proxy" not in key.lower() and key != "MNIST_MIRROR"}
+    result = subprocess.run([sys.executable, str(ROOT / "pipeline" / "download.py"), "--params", str(params),
+                             "--out", str(out)], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 1
     assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("error: no mirror delivered")
     assert "Traceback" not in result.stderr

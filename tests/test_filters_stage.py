@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, load_stage
+from conftest import load_stage
 from filterlab.kernels.bank import KERNELS
 
 FILTERS, KERNEL_SIZE, STRIDE, EPOCHS = 4, 3, 1, 2
@@ -30,14 +30,16 @@ def fake_variant(model_dir: Path) -> str:
         return run.run_id
 
 
-def run_stage(tmp_path, tiny_npz, model_dir) -> tuple[int, Path, Path]:
+def run_stage(tmp_path, params, tiny_npz, model_dir) -> tuple[int, Path, Path]:
     figures, metrics = tmp_path / "figures" / VARIANT, tmp_path / "metrics" / f"{VARIANT}.json"
-    argv = ["--params", str(ROOT / "params.yaml"), "--data", str(tiny_npz), "--filters", str(model_dir / "filters.npz"),
-            "--run", str(model_dir / "run.json"), "--figures", str(figures), "--metrics", str(metrics)]
+    details = tmp_path / "details" / f"{VARIANT}.json"
+    argv = ["--params", str(params), "--data", str(tiny_npz), "--filters", str(model_dir / "filters.npz"),
+            "--run", str(model_dir / "run.json"), "--figures", str(figures), "--metrics", str(metrics),
+            "--details", str(details)]
     return load_stage("filters").main(argv), figures, metrics
 
 
-def test_stage_writes_figures_metrics_and_logs_to_the_variant_run(tmp_path, tiny_npz, mlflow_uri):
+def test_stage_writes_figures_metrics_and_logs_to_the_variant_run(tmp_path, tiny_npz, mlflow_uri, params_file):
     from mlflow.tracking import MlflowClient
     from PIL import Image
 
@@ -45,10 +47,10 @@ def test_stage_writes_figures_metrics_and_logs_to_the_variant_run(tmp_path, tiny
     run_id = fake_variant(model_dir)
     client = MlflowClient(mlflow_uri)
     ended = client.get_run(run_id).info.end_time
-    code, figures, metrics_path = run_stage(tmp_path, tiny_npz, model_dir)
+    code, figures, metrics_path = run_stage(tmp_path, params_file(), tiny_npz, model_dir)
     assert code == 0
 
-    names = {"init_vs_learned.png", "evolution.png", "evolution.gif", "feature_maps.png"}
+    names = {"init_vs_learned.png", "evolution.png", "evolution.gif", "feature_maps.png", "learned_vs_classic.png"}
     assert {path.name for path in figures.iterdir()} == names  # exactly the declared outs, no temp files
     with Image.open(figures / "evolution.gif") as gif:
         assert gif.n_frames == EPOCHS + 1
@@ -56,8 +58,11 @@ def test_stage_writes_figures_metrics_and_logs_to_the_variant_run(tmp_path, tiny
     with Image.open(figures / "feature_maps.png") as png:
         assert png.width > 200 and png.height > 200
 
-    metrics = json.loads(metrics_path.read_text())
+    headline = json.loads(metrics_path.read_text())
+    assert set(headline) == {"similarity_init", "similarity_learned", "similarity_chance"}
+    metrics = json.loads((tmp_path / "details" / f"{VARIANT}.json").read_text())
     assert metrics["variant"] == VARIANT and metrics["comparable"] is True
+    assert headline["similarity_learned"] == metrics["similarity"]["learned"]["mean"]
     learned = [entry["learned"] for entry in metrics["per_filter"]]
     assert len(learned) == FILTERS
     assert learned[0] == {"kernel": "sobel_x", "similarity": pytest.approx(1.0)}
@@ -69,18 +74,19 @@ def test_stage_writes_figures_metrics_and_logs_to_the_variant_run(tmp_path, tiny
     assert client.get_run(run_id).info.status == "FINISHED" and client.get_run(run_id).info.end_time == ended
     logged = {Path(item.path).name for item in client.list_artifacts(run_id, "filters")}
     assert names | {f"{VARIANT}.json"} <= logged
-    assert client.get_run(run_id).data.metrics["filters.similarity_learned_max"] == pytest.approx(1.0)
+    logged = client.get_run(run_id).data.metrics
+    assert logged["similarity_learned"] == pytest.approx(headline["similarity_learned"])
     # One image per epoch under the same key: the UI's step slider.
     images = [item.path for item in client.list_artifacts(run_id, "images")]
     assert sum("conv1_filters" in path and path.endswith(".png") for path in images) == EPOCHS + 1
 
 
-def test_missing_filters_npz_is_a_one_line_data_error(tmp_path, tiny_npz, mlflow_uri, capsys):
+def test_missing_filters_npz_is_a_one_line_data_error(tmp_path, tiny_npz, mlflow_uri, capsys, params_file):
     model_dir = tmp_path / "models" / VARIANT
     fake_variant(model_dir)
     (model_dir / "filters.npz").unlink()
     capsys.readouterr()  # drop MLflow's database-creation log lines
-    code, _figures, _metrics = run_stage(tmp_path, tiny_npz, model_dir)
+    code, _figures, _metrics = run_stage(tmp_path, params_file(), tiny_npz, model_dir)
     assert code == 1
     error = capsys.readouterr().err.strip()
     assert error.startswith("error: ") and str(model_dir / "filters.npz") in error and "\n" not in error

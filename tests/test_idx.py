@@ -1,4 +1,4 @@
-"""filterlab.idx: round trips on generated IDX files, and clear errors for damaged ones."""
+"""filterlab.data.idx: round trips on generated IDX files, and clear errors for damaged ones."""
 
 import gzip
 import struct

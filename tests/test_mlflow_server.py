@@ -1,54 +1,46 @@
 """End to end over HTTP: a real MLflow server on loopback, the train and filters stages logging to it.
 
-The server is a subprocess with a sqlite store and served artifacts in tmp_path, the
-stages run as subprocesses with MLFLOW_TRACKING_URI=http://127.0.0.1:<port>, and every
-check goes through the REST API with urllib, as another user's browser or script would.
+The server is a subprocess with a sqlite store and served artifacts in tmp_path; the
+stages run in-process (their `main`) with MLFLOW_TRACKING_URI=http://127.0.0.1:<port>,
+and every check goes through the REST API with urllib, as another user's browser or
+script would.
 """
 
-import os
-import subprocess
-import sys
-import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import api
+from conftest import TINY, TINY_VARIANT, api, load_stage
 
-ROOT = Path(__file__).resolve().parents[1]
+NAME = TINY_VARIANT
 VARIANT = {"filters": 4, "kernel_size": 3, "stride": 2}
-NAME = "f4_k3_s2"
 
 
-TINY = {"train.epochs": 1, "train.batch_size": 64, "train.threads": 1,
-        "train.grid": {key: [value] for key, value in VARIANT.items()}}
-
-
-def run_stage(script: str, *args: str, env: dict) -> None:
-    result = subprocess.run([sys.executable, str(ROOT / "pipeline" / script), *args], capture_output=True, text=True,
-                            env=env, timeout=300, cwd=ROOT)
-    assert result.returncode == 0, f"{script} failed:\n{result.stdout}\n{result.stderr}"
-
-
-def log_tiny_pipeline(base: str, tmp_path: Path, npz: Path, params: Path) -> None:
+def log_tiny_pipeline(base: str, tmp_path: Path, npz: Path, params: Path, monkeypatch) -> None:
     """The train and filters stages of one variant, logging over HTTP."""
-    env = {**os.environ, "MLFLOW_TRACKING_URI": base, "FILTERLAB_SWEEP_ID": "http-test", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", base)
+    monkeypatch.setenv("FILTERLAB_SWEEP_ID", "http-test")
     model_dir = tmp_path / "models" / NAME
-    run_stage("train.py", "--params", str(params), "--data", str(npz), *(
-        item for key, value in VARIANT.items() for item in (f"--{key.replace('_', '-')}", str(value))),
-        "--model-dir", str(model_dir), "--metrics", str(tmp_path / "metrics" / f"{NAME}.json"),
-        "--history", str(tmp_path / "plots" / f"{NAME}.csv"), env=env)
-    run_stage("filters.py", "--params", str(params), "--data", str(npz), "--filters", str(model_dir / "filters.npz"),
-              "--run", str(model_dir / "run.json"),
-              "--figures", str(tmp_path / "figures" / NAME), "--metrics", str(tmp_path / "filters" / f"{NAME}.json"),
-              env=env)
+    geometry = [item for key, value in VARIANT.items() for item in (f"--{key.replace('_', '-')}", str(value))]
+    assert load_stage("train").main([
+        "--params", str(params), "--data", str(npz), *geometry, "--model-dir", str(model_dir),
+        "--metrics", str(tmp_path / "metrics" / f"{NAME}.json"), "--history", str(tmp_path / "plots" / f"{NAME}.csv"),
+    ]) == 0
+    assert load_stage("filters").main([
+        "--params", str(params), "--data", str(npz), "--filters", str(model_dir / "filters.npz"),
+        "--run", str(model_dir / "run.json"), "--figures", str(tmp_path / "figures" / NAME),
+        "--metrics", str(tmp_path / "filters" / f"{NAME}.json"),
+    ]) == 0
 
 
+# The stages pin TensorFlow's threads, which an earlier test in this process may have started.
 @pytest.mark.slow
-def test_stages_log_runs_params_metrics_and_images_over_http(mlflow_server, tmp_path, tiny_npz, params_file):
-    log_tiny_pipeline(mlflow_server, tmp_path, tiny_npz, params_file(TINY))
+@pytest.mark.filterwarnings("ignore:TensorFlow thread pools already started")
+def test_stages_log_runs_params_metrics_and_images_over_http(mlflow_server, tmp_path, tiny_npz, params_file,
+                                                            monkeypatch):
+    log_tiny_pipeline(mlflow_server, tmp_path, tiny_npz, params_file(TINY), monkeypatch)
     experiment = api(mlflow_server, "/api/2.0/mlflow/experiments/get-by-name", query={"experiment_name": "train"})
     experiment_id = experiment["experiment"]["experiment_id"]
     (run,) = api(mlflow_server, "/api/2.0/mlflow/runs/search", {"experiment_ids": [experiment_id]})["runs"]

@@ -1,4 +1,4 @@
-"""Tests for filterlab.models: shapes across the grid, the frozen hand-designed layer, save and safe load."""
+"""Tests for filterlab.training.models: shapes across the grid, the frozen hand-designed layer, save and safe load."""
 
 import numpy as np
 import pytest

@@ -36,15 +36,17 @@ def run_child(mode: str, host: tuple[str | None, str | None]) -> dict:
             env[name] = value
     done = subprocess.run([sys.executable, str(CHILD), mode], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    implementations = set()
+    implementations, isa = set(), None
     for line in done.stdout.splitlines():
         fields = line.split(",")
+        if line.startswith("onednn_verbose,v1,info,cpu,isa:"):
+            isa = line.partition("isa:")[2]
         # onednn_verbose,v1,primitive,exec,cpu,<kind>,<implementation>,...
         if line.startswith("onednn_verbose") and "exec" in fields:
             at = fields.index("exec")
             implementations.add((fields[at + 2], fields[at + 3]))
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    result["implementations"] = implementations
+    result["implementations"], result["isa"] = implementations, isa
     return result
 
 
@@ -54,7 +56,11 @@ def test_pinned_weights_and_kernels_are_identical_on_every_imitated_host():
     for host, run in zip(HOSTS[1:], runs[1:], strict=True):
         assert run["weights"] == runs[0]["weights"], f"weights differ on host {host}"
         assert run["blas"] == runs[0]["blas"], f"OpenBLAS result differs on host {host}"
+        assert run["numpy"] == runs[0]["numpy"], f"NumPy's SIMD result differs on host {host}"
         assert run["implementations"] == runs[0]["implementations"], f"oneDNN kernels differ on host {host}"
+        # The matrix products name no ISA in their lines (x64:gemm:jit, gemm_api): oneDNN's own
+        # header says which instruction set it dispatches to.
+        assert run["isa"] == runs[0]["isa"] == "Intel AVX2", run["isa"]
     picked = {implementation for _kind, implementation in runs[0]["implementations"]}
     assert not any("avx512" in name or "amx" in name for name in picked), picked
     assert any("avx2" in name for name in picked), picked

@@ -1,47 +1,31 @@
 """Parameter validation: every bad input names its key and what is allowed, before any work.
 
-Bad `data`, `prepare` and `seed` values go through the real stage scripts as users meet
-them (exit 2, one stderr line, no traceback, nothing written); the other sections go
-through `load_section` with a shrunken copy of the real params.yaml.
+Bad `data`, `prepare` and `seed` values go through the real stages' `main` as DVC calls
+them (exit 2, one stderr line, no traceback, nothing written), and once through
+`python pipeline/download.py` for the process's exit status; the other sections go
+through `load_section` with a changed copy of the real params.yaml.
 """
 
-import copy
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-import yaml
 
+from conftest import DELETE, ROOT, load_stage
 from filterlab.config import sections
-from filterlab.config.params import load_section, load_seed, read_params
+from filterlab.config.params import load_numerics, load_section, load_seed, read_params
 from filterlab.core.errors import ParamError
-
-ROOT = Path(__file__).resolve().parents[1]
-REAL = read_params(ROOT / "params.yaml")
-
-
-def _changed(path: str, value):
-    """A deep copy of the real params with dotted `path` set to `value` (or deleted when value is ...)."""
-    params = copy.deepcopy(REAL)
-    *parents, last = path.split(".")
-    node = params
-    for name in parents:
-        node = node[name]
-    if value is ...:
-        del node[last]
-    else:
-        node[last] = value
-    return params
 
 
 def test_the_real_params_file_is_valid():
-    assert load_seed(REAL) == REAL["seed"]
+    real = read_params(ROOT / "params.yaml")
+    assert set(real) == set(sections.TOP_LEVEL)
+    assert load_seed(real) == real["seed"] and load_numerics(real) == "avx2"
     for name, cls in [("data", sections.DataParams), ("prepare", sections.PrepareParams),
                       ("train", sections.TrainParams), ("baselines", sections.BaselinesParams),
-                      ("filters", sections.FiltersParams), ("probes", sections.ProbesParams),
-                      ("report", sections.ReportParams)]:
-        assert isinstance(load_section(REAL, name, cls), cls)
+                      ("figures", sections.FiguresParams), ("filters", sections.FiltersParams),
+                      ("probes", sections.ProbesParams), ("report", sections.ReportParams)]:
+        assert isinstance(load_section(real, name, cls), cls)
 
 
 STAGE_CASES = [
@@ -53,35 +37,55 @@ STAGE_CASES = [
     ("download", "data.retries", "two", "data.retries", "wrong type"),
     ("download", "data.retries", True, "data.retries", "wrong type"),
     ("download", "data.retry", 3, "data.retry", "unknown key; allowed keys: source, mirrors"),
-    ("download", "data.retries", ..., "data.retries", "missing"),
-    ("download", "data", ..., "data", "missing section"),
+    ("download", "data.retries", DELETE, "data.retries", "missing"),
+    ("download", "data", DELETE, "data", "missing section"),
     ("prepare", "prepare.val_fraction", 0.9, "prepare.val_fraction", "(0, 0.5]"),
-    ("prepare", "prepare.bundled_test_fraction", ..., "prepare.bundled_test_fraction", "missing"),
+    ("prepare", "prepare.bundled_test_fraction", DELETE, "prepare.bundled_test_fraction", "missing"),
     ("prepare", "seed", -1, "seed", "[0, 4294967295]"),
     ("prepare", "seed", 1.5, "seed", "wrong type"),
 ]
 
 
-@pytest.mark.parametrize(("stage", "path", "value", "key", "words"), STAGE_CASES,
-                         ids=[f"{case[0]}:{case[1]}={case[2]!r}" for case in STAGE_CASES])
-def test_stage_refuses_bad_params_before_any_work(tmp_path, stage, path, value, key, words):
-    params = tmp_path / "bad.yaml"
-    params.write_text(yaml.safe_dump(_changed(path, value)))
+def _stage_argv(stage: str, params, tmp_path) -> list[str]:
     out = tmp_path / "out"
-    arguments = {
+    return ["--params", str(params), *{
         "download": ["--out", str(out / "raw")],
         # A raw folder that does not exist: reaching it would be exit 1, not 2.
         "prepare": ["--raw", str(tmp_path / "no-raw"), "--out", str(out / "mnist.npz"),
-                    "--metrics", str(out / "data.json")],
-    }[stage]
-    result = subprocess.run([sys.executable, str(ROOT / "pipeline" / f"{stage}.py"), "--params", str(params),
-                             *arguments], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+                    "--details", str(out / "data.json")],
+    }[stage]]
+
+
+def _case_id(value) -> str:
+    return "<deleted>" if value is DELETE else repr(value)
+
+
+@pytest.mark.parametrize(("stage", "path", "value", "key", "words"), STAGE_CASES,
+                         ids=[f"{case[0]}:{case[1]}={_case_id(case[2])}" for case in STAGE_CASES])
+def test_stage_refuses_bad_params_before_any_work(tmp_path, monkeypatch, capsys, params_file, stage, path, value,
+                                                  key, words):
+    monkeypatch.chdir(tmp_path)
+    argv = _stage_argv(stage, params_file({path: value}, name="bad.yaml"), tmp_path)
+    assert load_stage(stage).main(argv) == 2
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"error: params.yaml: {key}: ") and words in lines[0]
+    assert "Traceback" not in err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["bad.yaml"]
+
+
+def test_stage_script_exits_2_with_one_line(tmp_path, params_file):
+    """The process boundary: `python pipeline/download.py` itself exits 2, one stderr line, no traceback."""
+    params = params_file({"data.source": "web"}, name="bad.yaml")
+    result = subprocess.run([sys.executable, str(ROOT / "pipeline" / "download.py"),
+                             *_stage_argv("download", params, tmp_path)],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"error: params.yaml: {key}: ") and words in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("error: params.yaml: data.source: "), result.stderr
+    assert "'auto', 'remote', 'bundled'" in lines[0]
     assert "Traceback" not in result.stderr
-    assert not out.exists()
     assert sorted(path.name for path in tmp_path.iterdir()) == ["bad.yaml"]
 
 
@@ -103,21 +107,18 @@ SECTION_CASES = [
 
 @pytest.mark.parametrize(("path", "value", "section", "cls", "key", "words"), SECTION_CASES,
                          ids=[f"{case[0]}={case[1]!r}" for case in SECTION_CASES])
-def test_section_refuses_bad_value(path, value, section, cls, key, words):
+def test_section_refuses_bad_value(params_file, path, value, section, cls, key, words):
+    params = read_params(params_file({path: value}))
     with pytest.raises(ParamError) as caught:
-        load_section(_changed(path, value), section, cls)
+        load_section(params, section, cls)
     assert caught.value.key == key
     assert str(caught.value).startswith(f"params.yaml: {key}: ") and words in str(caught.value)
 
 
-def test_unreadable_params_files(tmp_path):
+def test_unreadable_params_files(tmp_path, params_file):
     with pytest.raises(ParamError, match="file not found"):
         read_params(tmp_path / "absent.yaml")
-    broken = tmp_path / "broken.yaml"
-    broken.write_text("data: [unclosed\n")
     with pytest.raises(ParamError, match="not valid YAML"):
-        read_params(broken)
-    listing = tmp_path / "list.yaml"
-    listing.write_text("- seed\n- data\n")
+        read_params(params_file(name="broken.yaml", text="data: [unclosed\n"))
     with pytest.raises(ParamError, match="must be a mapping of sections"):
-        read_params(listing)
+        read_params(params_file(name="list.yaml", text="- seed\n- data\n"))

@@ -1,4 +1,4 @@
-"""The whole `dvc repro` on a temp copy of the repo with shrunk params (bundled data, one variant, 1 epoch).
+"""The whole `dvc repro` on a temp copy of the repo with the tiny params preset (bundled data, one variant, 1 epoch).
 
 Proves on every test run that the stages fit together as dvc.yaml wires them: every
 stage runs, the report exists, a second repro does nothing, `dvc plots show` renders
@@ -6,6 +6,7 @@ the training curves. Slow-marked, because they re-run the pipeline: `dvc metrics
 across two commits with different params, and `dvc exp run -S`.
 """
 
+import hashlib
 import json
 import os
 import shutil
@@ -16,21 +17,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import TINY, write_params
+from conftest import TINY_VARIANT as VARIANT
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 STAGES = ("download", "prepare", "baselines", "train@", "filters@", "probes", "report")
-VARIANT = "f4_k3_s2"
-
-
-def shrink(params: dict) -> dict:
-    params["data"]["source"] = "bundled"
-    params["train"].update(grid={"filters": [4], "kernel_size": [3], "stride": [2]}, epochs=1, threads=1)
-    params["baselines"]["kernels"] = ["sobel_x", "sobel_y", "laplacian_8"]
-    probes = params["probes"]
-    probes["single_image"].update(epochs=5)
-    probes["peak"].update(n_sequences=200, epochs=2)
-    probes["recovery"].update(kernels=["sobel_x"], n_images=16, epochs=5)
-    return params
 
 
 def sh(command: list[str], cwd: Path, env: dict, timeout: int = 900) -> subprocess.CompletedProcess:
@@ -49,15 +41,7 @@ def repo(tmp_path_factory):
         if (ROOT / name).is_file() and not name.startswith(("data/", "models/", "reports/")):
             (copy / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, copy / name)
-    params = shrink(yaml.safe_load((copy / "params.yaml").read_text()))
-    (copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    # The top-level plots list the default grid's files; point them at the shrunk grid's one variant.
-    pipeline = yaml.safe_load((copy / "dvc.yaml").read_text())
-    for plot in pipeline["plots"]:
-        (spec,) = plot.values()
-        (field,) = set(spec["y"].values())
-        spec["y"] = {f"reports/plots/train/{VARIANT}.csv": field}
-    (copy / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
+    write_params(copy / "params.yaml", TINY)
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "TF_CPP_MIN_LOG_LEVEL": "2",
            "MLFLOW_TRACKING_URI": f"sqlite:///{copy.parent / 'mlflow.db'}", "GIT_AUTHOR_NAME": "smoke",
            "GIT_AUTHOR_EMAIL": "smoke@example.invalid", "GIT_COMMITTER_NAME": "smoke",
@@ -77,14 +61,15 @@ def test_every_stage_runs_and_writes_its_outputs(repo):
     lock = yaml.safe_load((copy / "dvc.lock").read_text())["stages"]
     for stage in STAGES:
         assert any(name == stage or (stage.endswith("@") and name.startswith(stage)) for name in lock), stage
-    for path in ("reports/index.html", "reports/summary.md", "reports/metrics/data.json",
-                 "reports/metrics/baselines.json",
+    for path in ("reports/index.html", "reports/summary.md", "reports/details/data.json",
+                 "reports/metrics/baselines/family-laplacian.json", "reports/details/baselines.json",
                  "reports/metrics/train/f4_k3_s2.json", "reports/metrics/filters/f4_k3_s2.json",
-                 "reports/metrics/probes.json", "models/f4_k3_s2/model.keras",
-                 "reports/figures/filters/f4_k3_s2/init_vs_learned.png"):
+                 "reports/details/probes.json", "models/f4_k3_s2/model.keras", "reports/plots/history.csv",
+                 "reports/figures/filters/f4_k3_s2/init_vs_learned.png",
+                 "reports/figures/filters/f4_k3_s2/learned_vs_classic.png"):
         assert (copy / path).is_file(), path
     train = json.loads((copy / "reports/metrics/train/f4_k3_s2.json").read_text())
-    assert train["data_source"] == "bundled" and 0.1 < train["test_accuracy"] <= 1
+    assert train["ci95_low"] < train["accuracy"] < train["ci95_high"] and 0.1 < train["accuracy"] <= 1
     page = (copy / "reports/index.html").read_text()
     assert "bundled-note" in page and "f4_k3_s2" in page and "not run" not in page
 
@@ -97,12 +82,72 @@ def test_second_repro_does_nothing_and_status_is_clean(repo):
     assert "up to date" in status.stdout, status.stdout
 
 
-def test_plots_show_renders_every_variant_curve(repo):
+def test_plots_show_colours_each_variant_and_renders_offline(repo):
     copy, env, _ = repo
     shown = sh(["dvc", "plots", "show", "--json"], copy, env)
-    assert "reports/plots/train" in shown.stdout and "val_accuracy" in shown.stdout
+    assert "reports/plots/history.csv" in shown.stdout and '"field": "variant"' in shown.stdout
     sh(["dvc", "plots", "show", "-o", str(copy.parent / "plots")], copy, env)
-    assert (copy.parent / "plots" / "index.html").is_file()
+    page = (copy.parent / "plots" / "index.html").read_text()
+    # Vega, Vega-Lite and vega-embed come inlined from .dvc/plots/offline.html: no script from a CDN.
+    assert "<script src=" not in page and "vegaEmbed" in page and "f4_k3_s2" in page
+
+
+def test_metrics_show_fits_a_terminal(repo):
+    """One row per model, the same short columns for variants and baselines; widths depend on names, not on
+    how many variants there are, so the tiny grid measures what the default grid prints."""
+    copy, env, _ = repo
+    table = sh(["dvc", "metrics", "show"], copy, env).stdout
+    width = max(len(line) for line in table.splitlines())
+    assert width <= 200, table
+    assert table.splitlines()[0].split()[:2] == ["Path", "accuracy"]
+
+
+def test_mlflow_runs_have_true_durations_and_unique_names(repo):
+    from mlflow.tracking import MlflowClient
+
+    copy, env, _ = repo
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    runs = client.search_runs([client.get_experiment_by_name("train").experiment_id])
+    assert runs and len({run.info.run_name for run in runs}) == len(runs)
+    for run in runs:
+        seconds = json.loads((copy / f"reports/metrics/train/{run.data.tags['variant']}.json").read_text())
+        duration = (run.info.end_time - run.info.start_time) / 1000
+        # The filters stage adds its images later without reopening the run, so the run lasts as long as training.
+        assert abs(duration - seconds["train_seconds"]) < 30, (duration, seconds["train_seconds"])
+        assert "conv1_filters" in str(client.list_artifacts(run.info.run_id, "images"))
+
+
+def _hashes(copy: Path) -> dict[str, str]:
+    """sha256 of every output the pipeline writes, with the timing fields left out by design: `train_seconds`
+    in metrics and the history's `seconds` column, read only by the report (the last stage)."""
+    digests = {}
+    outputs = (p for folder in ("data", "models", "reports") for p in (copy / folder).rglob("*") if p.is_file())
+    for path in sorted(outputs):
+        data = path.read_bytes()
+        relative = path.relative_to(copy).as_posix()
+        if path.suffix == ".json" and relative.startswith("reports/"):
+            payload = json.loads(data)
+            if isinstance(payload, dict):
+                payload.pop("train_seconds", None)
+            data = json.dumps(payload, sort_keys=True).encode()
+        elif path.suffix == ".csv":
+            rows = [line.split(",") for line in path.read_text().splitlines()]
+            drop = {i for i, name in enumerate(rows[0]) if name == "seconds"}
+            data = "\n".join(",".join(c for i, c in enumerate(row) if i not in drop) for row in rows).encode()
+        elif relative in ("reports/index.html", "reports/summary.md"):
+            continue  # they print the seconds, by design: nothing reads them
+        digests[relative] = hashlib.sha256(data).hexdigest()
+    return digests
+
+
+def test_forced_rerun_writes_byte_identical_outputs(repo):
+    copy, env, _ = repo
+    before = _hashes(copy)
+    sh(["dvc", "repro", "-f"], copy, env, timeout=1500)
+    after = _hashes(copy)
+    assert before.keys() == after.keys()
+    changed = sorted(path for path in before if before[path] != after[path])
+    assert not changed, f"forced re-run changed {changed}"
 
 
 @pytest.mark.slow
@@ -117,7 +162,7 @@ def test_metrics_diff_between_commits_shows_a_param_change(repo):
     params_diff = sh(["dvc", "params", "diff", "HEAD~1", "--md"], copy, env).stdout
     assert "train.learning_rate" in params_diff
     metrics_diff = sh(["dvc", "metrics", "diff", "HEAD~1", "--md"], copy, env).stdout
-    assert "reports/metrics/train/f4_k3_s2.json" in metrics_diff and "test_accuracy" in metrics_diff
+    assert "reports/metrics/train/f4_k3_s2.json" in metrics_diff and "accuracy" in metrics_diff
 
 
 @pytest.mark.slow
@@ -127,5 +172,5 @@ def test_exp_run_with_a_set_param_retrains_and_is_listed(repo):
     assert "Running stage 'train@4-3-2'" in run.stdout
     shown = json.loads(sh(["dvc", "exp", "show", "--json"], copy, env).stdout)
     assert "two-epochs" in json.dumps(shown)
-    train = json.loads((copy / f"reports/metrics/train/{VARIANT}.json").read_text())
-    assert train["epochs"] == 2
+    details = json.loads((copy / f"reports/details/train/{VARIANT}.json").read_text())
+    assert details["epochs"] == 2

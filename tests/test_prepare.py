@@ -42,7 +42,7 @@ def run_prepare(tmp_path, params_file, capsys):
     def run(raw, seed=7, name="run"):
         params = params_file({"seed": seed}, name=f"{name}.yaml")
         out, metrics = tmp_path / name / "mnist.npz", tmp_path / name / "data.json"
-        code = stage.main(["--params", str(params), "--raw", str(raw), "--out", str(out), "--metrics", str(metrics)])
+        code = stage.main(["--params", str(params), "--raw", str(raw), "--out", str(out), "--details", str(metrics)])
         return SimpleNamespace(returncode=code, stderr=capsys.readouterr().err), out, metrics
 
     return run

@@ -73,7 +73,7 @@ TINY_PROBES = {"probes.single_image.n_filters": 2, "probes.single_image.epochs":
 def run_probes_stage(tmp_path, params_path, data_path) -> tuple[int, Path, Path]:
     figures, metrics = tmp_path / "figures" / "probes", tmp_path / "metrics" / "probes.json"
     code = load_stage("probes").main(["--params", str(params_path), "--data", str(data_path),
-                                      "--figures", str(figures), "--metrics", str(metrics)])
+                                      "--figures", str(figures), "--details", str(metrics)])
     return code, figures, metrics
 
 
@@ -104,8 +104,9 @@ def test_stage_writes_figures_metrics_and_three_runs(tmp_path, tiny_npz, mlflow_
     assert set(metrics["recovery"]) == {"sobel_x", "max_abs_error"}
     client = MlflowClient(mlflow_uri)
     runs = client.search_runs([client.get_experiment_by_name("probes").experiment_id])
-    assert sorted(run.info.run_name for run in runs) == ["peak", "recovery", "single_image"]
+    expected = [f"{name} (test-sweep)" for name in ("peak", "recovery", "single_image")]
+    assert sorted(run.info.run_name for run in runs) == expected
     assert all(run.info.status == "FINISHED" for run in runs)
-    single = next(run for run in runs if run.info.run_name == "single_image")
+    single = next(run for run in runs if run.info.run_name == "single_image (test-sweep)")
     logged = single.data.metrics["abs_corr_learned_mean"]
     assert logged == pytest.approx(metrics["single_image"]["abs_corr_learned_mean"])

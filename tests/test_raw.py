@@ -1,4 +1,4 @@
-"""filterlab.raw: the bundled digits as deterministic IDX files, and the all-or-nothing folder swap.
+"""filterlab.data.raw: the bundled digits as deterministic IDX files, and the all-or-nothing folder swap.
 
 `obtain` itself (mirrors, fallback, MNIST_MIRROR) is tested with the loopback mirrors in test_download.py.
 """

@@ -1,4 +1,4 @@
-"""Tests for the report stage and its library (report, report_tables, report_plots, report_html).
+"""Tests for the report stage and its library (filterlab.report: content, tables, plots, page).
 
 The metrics and figures are small fakes written in the formats the other stages
 write, so the report is checked without training anything.
@@ -7,117 +7,137 @@ write, so the report is checked without training anything.
 import base64
 import io
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from PIL import Image
 
-from conftest import GRID, loaded_metrics, make_reports
+from conftest import GRID, load_stage, loaded_metrics, make_reports
 from filterlab.core.errors import DataError
-from filterlab.report import content, tables
+from filterlab.report import content, summary
 
-ROOT = Path(__file__).resolve().parents[1]
+# The fake reports' grid (conftest.GRID), as params.yaml spells it.
+REPORT_PARAMS = {"train.grid": {"filters": list(GRID.filters), "kernel_size": list(GRID.kernel_size),
+                                "stride": list(GRID.stride)}, "report.title": "Tiny report"}
+
+def _collect(metrics: Path, details: Path):
+    return content.collect("t", GRID, loaded_metrics(metrics), loaded_metrics(details))
+
+
 def test_collect_sorts_by_accuracy_and_keeps_only_the_grid(tmp_path):
-    metrics, _ = make_reports(tmp_path)
-    results = content.collect("t", GRID, loaded_metrics(metrics))
+    metrics, details, _ = make_reports(tmp_path)
+    results = _collect(metrics, details)
     assert [v.name for v in results.variants] == ["f8_k7_s1", "f4_k7_s1", "f4_k3_s1", "f8_k3_s1"]
     assert results.best.name == "f8_k7_s1" and results.worst.name == "f8_k3_s1"
     by_name = {v.name: v for v in results.variants}
-    assert by_name["f4_k3_s1"].similarity == pytest.approx(0.6)
+    assert by_name["f4_k3_s1"].similarity == {"init": 0.3, "learned": 0.6, "chance": 0.4}
     assert by_name["f4_k7_s1"].similarity is None and "no bank kernel" in by_name["f4_k7_s1"].similarity_note
-    assert content.is_bundled(results) and results.warnings == ()
+    assert by_name["f8_k7_s1"].params_count == 8007 and content.is_bundled(results)
+
+
+def test_variants_are_compared_with_the_best_on_the_same_digits(tmp_path):
+    """97% vs 95% on 500 digits: 10 discordant digits, p = 0.002; 97% vs 91%: far apart."""
+    metrics, details, _ = make_reports(tmp_path)
+    by_name = {v.name: v for v in _collect(metrics, details).variants}
+    assert by_name["f8_k7_s1"].tied_with_best is True and by_name["f8_k7_s1"].p_value == 1.0
+    assert by_name["f4_k7_s1"].tied_with_best is False and by_name["f4_k7_s1"].p_value == pytest.approx(2 / 2**10)
+    loaded = loaded_metrics(details)
+    worse = loaded["train/f4_k7_s1.json"]
+    worse["predicted"] = loaded["train/f8_k7_s1.json"]["predicted"][:-3] + worse["labels"][-3:]  # 97% as well
+    tied = {v.name: v for v in content.collect("t", GRID, loaded_metrics(metrics), loaded).variants}["f4_k7_s1"]
+    assert tied.tied_with_best is True
+
+
+def test_baselines_get_intervals_and_a_verdict_against_the_best_variant(tmp_path):
+    metrics, details, _ = make_reports(tmp_path)
+    baselines = _collect(metrics, details).baselines
+    assert [b.name for b in baselines] == ["bank", "family:sobel", "random", "pixels"]
+    assert baselines[0].ci95_low < baselines[0].test_accuracy < baselines[0].ci95_high
+    assert all(b.tied_with_best is False for b in baselines)
 
 
 def test_missing_train_metrics_is_an_error_naming_the_file(tmp_path):
-    metrics, _ = make_reports(tmp_path)
+    metrics, details, _ = make_reports(tmp_path)
     (metrics / "train" / "f4_k7_s1.json").unlink()
     with pytest.raises(DataError, match="train/f4_k7_s1.json"):
-        content.collect("t", GRID, loaded_metrics(metrics))
+        _collect(metrics, details)
 
 
-def test_optional_metrics_missing_show_not_run(tmp_path):
-    metrics, _ = make_reports(tmp_path, probes=False, baselines=False)
+def test_optional_results_missing_show_not_run(tmp_path):
+    metrics, details, _ = make_reports(tmp_path, probes=False, baselines=False)
     (metrics / "filters" / "f4_k3_s1.json").unlink()
-    results = content.collect("t", GRID, loaded_metrics(metrics))
+    results = _collect(metrics, details)
     assert results.probes is None and results.baselines is None
     assert {v.name: v.similarity_note for v in results.variants}["f4_k3_s1"] == content.NOT_RUN
-    markdown = tables.render_markdown(results, [], [])
-    assert markdown.count(content.NOT_RUN) >= 3
+    markdown = summary.render_markdown(results, [], [])
+    assert markdown.count(content.NOT_RUN) >= 2
 
 
-def test_mixed_data_sources_are_flagged(tmp_path):
-    metrics, _ = make_reports(tmp_path)
-    loaded = loaded_metrics(metrics)
-    loaded["train/f4_k3_s1.json"]["data_source"] = "remote"
-    assert any("different data sources" in w for w in content.collect("t", GRID, loaded).warnings)
+def test_markdown_escapes_the_title():
+    assert summary.escape("a *b* <img src=x> [c](d)\n") == r"a \*b\* \<img src=x\> \[c\](d)"
 
 
-def _run_stage(tmp_path: Path, metrics: Path, figures: Path, params: dict) -> subprocess.CompletedProcess:
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    command = [sys.executable, str(ROOT / "pipeline" / "report.py"), "--params", str(tmp_path / "params.yaml"),
-               "--metrics", str(metrics), "--figures", str(figures), "--html", str(tmp_path / "out" / "index.html"),
-               "--markdown", str(tmp_path / "out" / "summary.md")]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+def _run_stage(tmp_path: Path, reports: tuple[Path, Path, Path], params: Path) -> int:
+    metrics, details, figures = reports
+    histories = tmp_path / "histories"
+    histories.mkdir(exist_ok=True)
+    for name in GRID.variants():
+        (histories / f"{name.name}.csv").write_text("epoch,loss\n1,0.5\n2,0.25\n")
+    return load_stage("report").main([
+        "--params", str(params), "--metrics", str(metrics), "--details", str(details), "--figures", str(figures),
+        "--histories", str(histories), "--history", str(tmp_path / "out" / "history.csv"),
+        "--html", str(tmp_path / "out" / "index.html"), "--markdown", str(tmp_path / "out" / "summary.md"),
+    ])
 
 
-def _params(title: str = "Tiny report") -> dict:
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["train"]["grid"] = {"filters": [4, 8], "kernel_size": [3, 7], "stride": [1]}
-    params["report"]["title"] = title
-    return params
-
-
-def test_stage_writes_self_contained_html_and_markdown(tmp_path):
-    metrics, figures = make_reports(tmp_path / "reports", source="bundled")
-    result = _run_stage(tmp_path, metrics, figures, _params())
-    assert result.returncode == 0, result.stderr
+def test_stage_writes_self_contained_html_markdown_and_one_history(tmp_path, params_file):
+    assert _run_stage(tmp_path, make_reports(tmp_path / "reports"), params_file(REPORT_PARAMS)) == 0
     page = (tmp_path / "out" / "index.html").read_text()
     sources = re.findall(r'<img [^>]*src="([^"]+)"', page)
-    # 3 plots + best and worst init-vs-learned + baselines + probes figure
-    assert len(sources) == 7
+    # 3 plots + 2 learned-vs-classic + best and worst init-vs-learned + baselines + probes figure
+    assert len(sources) == 9
     for source in sources:
         assert source.startswith("data:image/png;base64,")
         image = Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1])))
         image.verify()
         assert image.format == "PNG" and image.size[0] > 0
-    assert 'id="bundled-note"' in page and "Tiny report" in page
+    assert 'id="bundled-note"' in page and "Tiny report" in page and 'name="viewport"' in page
+    assert 'href="figures/filters/f8_k7_s1/init_vs_learned.png"' in page  # opens full size
     assert "f64_k5_s2" not in page  # stale variant outside the grid
     rows = re.findall(r"<tr><td data-value=\"(f\d+_k\d_s\d)\"", page)
-    assert rows == ["f8_k7_s1", "f4_k7_s1", "f4_k3_s1", "f8_k3_s1"]
-    assert '<td data-value="-Infinity">no bank kernel of this size</td>' in page
-    summary = (tmp_path / "out" / "summary.md").read_text()
-    assert "| f8_k7_s1 | 8 | 7x7 | 1 | 8,007 | 97.00% |" in summary
-    assert summary.index("f8_k7_s1 |") < summary.index("f8_k3_s1 |")
-    assert "reports/figures/filters/f8_k7_s1/init_vs_learned.png" in summary
-    assert "reports/figures/filters/f8_k3_s1/init_vs_learned.png" in summary
-    assert "peak.cosine | 0.98" in summary and "bundled" in summary
-    assert "Images: 4,050 train, 450 validation, 500 test (test: stratified hold-out of train)." in summary
+    assert rows[:4] == ["f8_k7_s1", "f4_k7_s1", "f4_k3_s1", "f8_k3_s1"]
+    assert 'id="learned-vs-classic"' in page and '<td data-value="1.0" class="best">best</td>' in page
+    assert "below best (p = 0.002)" in page  # f4_k7_s1: 95% against 97% on the same 500 digits
+    markdown = (tmp_path / "out" / "summary.md").read_text()
+    assert "| f8\\_k7\\_s1 | 8 | 7x7 | 1 | 8,007 | 97.0% |" in markdown
+    assert "reports/figures/filters/f8_k7_s1/init_vs_learned.png" in markdown
+    assert "cosine of the learned filter to \\[-1, 1, -1\\] | 0.9992 |" in markdown
+    assert "Images: 4,050 train, 450 validation, 500 test" in markdown
+    history = (tmp_path / "out" / "history.csv").read_text().splitlines()
+    assert history[0] == "variant,epoch,loss" and len(history) == 1 + 2 * len(GRID.variants())
 
 
-def test_remote_data_has_no_bundled_note(tmp_path):
-    metrics, figures = make_reports(tmp_path / "reports", source="remote", probes=False)
-    result = _run_stage(tmp_path, metrics, figures, _params())
-    assert result.returncode == 0, result.stderr
+def test_remote_data_has_no_bundled_note(tmp_path, params_file):
+    reports = make_reports(tmp_path / "reports", source="remote", probes=False)
+    assert _run_stage(tmp_path, reports, params_file(REPORT_PARAMS)) == 0
     page = (tmp_path / "out" / "index.html").read_text()
-    assert "bundled-note" not in page and "<code>remote</code>" in page
+    assert "bundled-note" not in page and "<dd>remote</dd>" in page
     assert "<h2>Probes</h2>\n<p>not run</p>" in page
 
 
-def test_bad_params_fail_before_any_output(tmp_path):
-    metrics, figures = make_reports(tmp_path / "reports")
-    result = _run_stage(tmp_path, metrics, figures, _params(title="   "))
-    assert result.returncode == 2
-    assert result.stderr.strip().count("\n") == 0 and "report.title" in result.stderr
+def test_bad_params_fail_before_any_output(tmp_path, params_file, capsys):
+    reports = make_reports(tmp_path / "reports")
+    assert _run_stage(tmp_path, reports, params_file(REPORT_PARAMS | {"report.title": "   "})) == 2
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "report.title" in err
     assert not (tmp_path / "out").exists()
 
 
-def test_corrupt_metrics_fail_with_one_line(tmp_path):
-    metrics, figures = make_reports(tmp_path / "reports")
-    (metrics / "train" / "f4_k3_s1.json").write_text('{"test_accuracy": ')
-    result = _run_stage(tmp_path, metrics, figures, _params())
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "f4_k3_s1.json: not valid JSON" in result.stderr
-    assert not (tmp_path / "out").exists()
+def test_corrupt_metrics_fail_with_one_line(tmp_path, params_file, capsys):
+    reports = make_reports(tmp_path / "reports")
+    (reports[0] / "train" / "f4_k3_s1.json").write_text('{"accuracy": ')
+    assert _run_stage(tmp_path, reports, params_file(REPORT_PARAMS)) == 1
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "Traceback" not in err
+    assert "f4_k3_s1.json: not valid JSON" in err
+    assert not (tmp_path / "out" / "index.html").exists()

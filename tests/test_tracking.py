@@ -1,4 +1,4 @@
-"""Tests for filterlab.tracking: where runs are logged, how they are tagged, and that no run stays RUNNING."""
+"""Tests for filterlab.core.tracking: where runs are logged, how they are tagged, and that no run stays RUNNING."""
 
 import os
 import signal
@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from filterlab.core import tracking
@@ -87,7 +88,7 @@ def test_finished_run_has_params_tags_metrics_and_artifacts(mlflow_uri, tmp_path
         run.log_metrics({"loss": 0.25, "accuracy": 0.9}, step=2)
         run.log_artifact(artifact)
     record = _run(run.run_id)
-    assert record.info.status == "FINISHED" and record.info.run_name == "run-a"
+    assert record.info.status == "FINISHED" and record.info.run_name == "run-a (exp-test)"
     assert record.data.params == {"epochs": "3"}
     tags = record.data.tags
     assert tags[tracking.SWEEP_TAG] == "test-sweep"
@@ -104,19 +105,43 @@ def test_finished_run_has_params_tags_metrics_and_artifacts(mlflow_uri, tmp_path
     assert run.seconds > 0
 
 
-def test_reopened_run_keeps_its_id_and_finishes(mlflow_uri, monkeypatch):
-    monkeypatch.setenv("DVC_STAGE", "train@4-3-1")
-    with tracking.start_run("unit", "first") as run:
+def test_finished_run_takes_more_without_reopening(mlflow_uri):
+    with tracking.start_run("unit", "first", tags={"key": "abc"}) as run:
         pass
-    monkeypatch.setenv("DVC_STAGE", "filters@4-3-1")
-    with tracking.start_run("other", "ignored", run_id=run.run_id) as again:
-        again.log_metrics({"similarity": 0.5})
-    record = _run(run.run_id)
-    assert again.run_id == run.run_id and record.info.status == "FINISHED"
-    assert record.data.metrics == {"similarity": 0.5}
-    # The creating stage's tags survive; the reopening stage is recorded beside them.
-    assert record.data.tags["dvc.stage"] == "train@4-3-1"
-    assert record.data.tags["reopened_by.dvc.stage"] == "filters@4-3-1"
+    before = _run(run.run_id)
+    later = tracking.finished_run("unit", {"key": "abc"})
+    assert later is not None and later.run_id == run.run_id
+    later.log_metrics({"similarity": 0.5})
+    after = _run(run.run_id)
+    assert after.info.status == "FINISHED" and after.info.end_time == before.info.end_time
+    assert after.data.metrics == {"similarity": 0.5}
+    assert tracking.finished_run("unit", {"key": "other"}) is None
+    assert tracking.finished_run("no-such-experiment", {"key": "abc"}) is None
+
+
+def test_run_names_are_unique_per_sweep_and_metrics_rounded(mlflow_uri, monkeypatch):
+    names = []
+    for sweep in ("sweep-1", "sweep-2"):
+        monkeypatch.setenv("FILTERLAB_SWEEP_ID", sweep)
+        with tracking.start_run("unit", "f8_k3_s1") as run:
+            run.log_metrics({"test_accuracy": np.float32(0.9675)})
+        names.append(_run(run.run_id).info.run_name)
+    assert names == ["f8_k3_s1 (sweep-1)", "f8_k3_s1 (sweep-2)"]
+    assert _run(run.run_id).data.metrics["test_accuracy"] == 0.9675  # not 0.9674999713897705
+    monkeypatch.setenv("DVC_EXP_NAME", "tidy-exp")
+    with tracking.start_run("unit", "f8_k3_s1") as run:
+        pass
+    assert _run(run.run_id).info.run_name == "f8_k3_s1 (tidy-exp)"
+
+
+def test_experiments_open_in_classic_mode_with_a_description(mlflow_uri):
+    from mlflow.tracking import MlflowClient
+
+    with tracking.start_run("train", "f8_k3_s1"):
+        pass
+    tags = MlflowClient(mlflow_uri).get_experiment_by_name("train").tags
+    assert tags["mlflow.experimentKind"] == "custom_model_development"
+    assert tags["mlflow.note.content"].startswith("One run per grid variant")
 
 
 def test_exception_marks_run_failed(mlflow_uri):
@@ -148,7 +173,7 @@ def test_real_sigterm_marks_run_killed_and_restores_handler(mlflow_uri):
 @pytest.mark.slow
 def test_processes_racing_on_a_fresh_database_both_succeed(tmp_path):
     uri = f"sqlite:///{tmp_path / 'fresh' / 'mlflow.db'}"
-    code = "import sys; from filterlab.tracking import ensure_database; ensure_database(sys.argv[1])"
+    code = "import sys; from filterlab.core.tracking import ensure_database; ensure_database(sys.argv[1])"
     racers = [subprocess.Popen([sys.executable, "-c", code, uri], stderr=subprocess.PIPE) for _ in range(2)]
     for racer in racers:
         _, err = racer.communicate(timeout=120)

@@ -7,9 +7,11 @@ files whose edit can change what a stage computes. Package `__init__.py` files a
 left out: they hold only docstrings (tests/test_stage_deps.py checks that).
 
     python -m filterlab.config.stage_deps pipeline/train.py   # one dep line per module
+    python -m filterlab.config.stage_deps --update dvc.yaml   # rewrite every stage's module deps
 """
 
 import ast
+import re
 import sys
 from pathlib import Path
 
@@ -57,12 +59,39 @@ def transitive_imports(entry: Path, src: Path) -> list[Path]:
     return sorted(seen)
 
 
+def update(dvc_yaml: str, root: Path) -> str:
+    """dvc.yaml's text with each stage's `src/filterlab/...` dep lines replaced by what its entry imports.
+
+    A text edit, not a YAML round trip, so comments and layout stay as written.
+    """
+    out, entry = [], None
+    for line in dvc_yaml.splitlines():
+        if re.match(r"^  \w[\w-]*:\s*$", line):
+            entry = None
+        found = re.search(r"python (pipeline/\w+\.py)", line)
+        if found:
+            entry = found.group(1)
+        if re.match(r"^\s+- src/filterlab/", line):
+            continue
+        out.append(line)
+        if entry and line.strip() == f"- {entry}":
+            indent = line[: len(line) - len(line.lstrip())]
+            out += [f"{indent}- {module.relative_to(root).as_posix()}"
+                    for module in transitive_imports(root / entry, root / "src")]
+    return "\n".join(out) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args:
-        print("usage: python -m filterlab.config.stage_deps pipeline/<stage>.py ...", file=sys.stderr)
+        print("usage: python -m filterlab.config.stage_deps pipeline/<stage>.py ... | --update dvc.yaml",
+              file=sys.stderr)
         return 2
     root = Path.cwd()
+    if args[0] == "--update":
+        path = Path(args[1] if len(args) > 1 else "dvc.yaml")
+        path.write_text(update(path.read_text(encoding="utf-8"), root), encoding="utf-8")
+        return 0
     for entry in args:
         for module in transitive_imports(Path(entry), root / "src"):
             print(f"      - {module.relative_to(root).as_posix()}")

@@ -6,8 +6,8 @@ differently, so one seed gives different weights on an AVX-512 and an AVX2 machi
 Both libraries read a cap from the environment once, when they load: `pin` sets it
 for this process, so it must run before the first `import numpy`.
 
-`avx2` caps oneDNN at AVX2, OpenBLAS at its Haswell kernels and NumPy's own SIMD loops
-at AVX2, which every x86-64 CPU with AVX2 and FMA runs (Intel since 2013, AMD since
+`avx2` caps oneDNN at AVX2, OpenBLAS at its Haswell kernels on one thread and NumPy's own
+SIMD loops at AVX2, which every x86-64 CPU with AVX2 and FMA runs (Intel since 2013, AMD since
 2015). An environment that already caps lower (imitating an older CPU) is refused, as
 is a CPU without AVX2: it cannot run the pinned kernels. `native` leaves the
 environment as it is: each CPU's fastest kernels, numbers that differ between CPUs.
@@ -31,9 +31,12 @@ OPENBLAS_OLDER = {"PRESCOTT", "CORE2", "PENRYN", "DUNNINGTON", "NEHALEM", "ATOM"
 PINNED_ENV = {
     "ONEDNN_MAX_CPU_ISA": ONEDNN_PIN,
     "OPENBLAS_CORETYPE": "Haswell",
-    # NumPy's runtime-dispatched loops (exp, log, float reductions...): nothing beyond AVX2.
-    "NPY_DISABLE_CPU_FEATURES": "AVX512F AVX512CD AVX512_KNL AVX512_KNM AVX512_SKX AVX512_CLX AVX512_CNL "
-    "AVX512_ICL AVX512_SPR",
+    # OpenBLAS splits a product differently for one thread than for several (measured with the
+    # Haswell kernels), and the default follows the core count, which differs between machines.
+    "OPENBLAS_NUM_THREADS": "1",
+    # NumPy 2.4's runtime-dispatched loops (exp, log, ...) by group: X86_V4 is its AVX-512 level.
+    # Names a CPU lacks are ignored, so the value is the same everywhere.
+    "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",
 }
 LIBRARIES = ("numpy", "scipy", "tensorflow", "keras")
 

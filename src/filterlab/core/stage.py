@@ -40,6 +40,14 @@ def run(body: Callable[[], None]) -> int:
     return EXIT_OK
 
 
+def entry(main: Callable[[list[str] | None], int]) -> None:
+    """A stage script's `__main__`: TensorFlow's C++ noise filtered out, then exit with main's code."""
+    from filterlab.core import quiet
+
+    quiet.install()
+    sys.exit(main(None))
+
+
 def open_params(path: str) -> dict[str, Any]:
     """params.yaml as a mapping, checked for unknown sections, with the CPU numeric path pinned."""
     params = read_params(path)

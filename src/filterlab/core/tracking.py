@@ -97,13 +97,39 @@ def artifact_root(uri: str, experiment: str) -> str | None:
     return (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts" / experiment).as_uri()
 
 
+DESCRIPTIONS = {
+    "train": "One run per grid variant (filters x kernel size x stride) of the train@ stages: params, per-epoch "
+             "curves, test accuracy with its 95% interval; the filters@ stage adds conv1 images and figures.",
+    "baselines": "Frozen first layers: each hand-designed kernel family, the whole bank, a random bank and raw "
+                 "pixels, trained exactly like the grid.",
+    "probes": "Three small experiments: 28x28 filters trained on one digit, the [-1 1 -1] peak detector, and "
+              "kernel recovery by regression.",
+}
+# Opens the experiment in the UI's classic machine-learning view, not the GenAI one (traces, judges).
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
 def use_experiment(mlflow_module: Any, name: str, uri: str) -> None:
-    """Make `name` the active experiment, creating it with our artifact root if it is new."""
+    """Make `name` the active experiment, created with our artifact root, description and kind if it is new."""
+    tags = {**EXPERIMENT_KIND, **({"mlflow.note.content": DESCRIPTIONS[name]} if name in DESCRIPTIONS else {})}
     if mlflow_module.get_experiment_by_name(name) is None:
         # Parallel stages may race to create it; the loser simply uses the winner's.
         with contextlib.suppress(mlflow_module.exceptions.MlflowException):
-            mlflow_module.create_experiment(name, artifact_location=artifact_root(uri, name))
-    mlflow_module.set_experiment(name)
+            mlflow_module.create_experiment(name, artifact_location=artifact_root(uri, name), tags=tags)
+    experiment = mlflow_module.set_experiment(name)
+    for key, value in tags.items():
+        if experiment.tags.get(key) != value:  # an experiment made before these tags existed
+            mlflow_module.set_experiment_tag(key, value)
+
+
+def rounded(value: float) -> float:
+    """Seven significant digits: what a float32 metric holds, without its float64 tail (0.9674999713897705)."""
+    return float(f"{float(value):.7g}")
+
+
+def run_label() -> str:
+    """What makes a run name unique: the DVC experiment's name, or else the sweep (one `dvc repro`)."""
+    return os.environ.get("DVC_EXP_NAME") or sweep_id()
 
 
 class Run:
@@ -126,7 +152,7 @@ class Run:
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """All metrics of one step in one call (one batch to the store)."""
         with self._timed():
-            self._mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+            self._mlflow.log_metrics({k: rounded(v) for k, v in metrics.items()}, step=step)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         with self._timed():
@@ -165,9 +191,8 @@ def start_run(
     *,
     params: Mapping[str, Any] | None = None,
     tags: Mapping[str, Any] | None = None,
-    run_id: str | None = None,
 ) -> Iterator[Run]:
-    """Open (or, with `run_id`, reopen) a run; it always ends FINISHED, FAILED or KILLED.
+    """Open a run named after `run_name` and this sweep; it always ends FINISHED, FAILED or KILLED.
 
     SIGTERM is turned into `Terminated` while the run is open, so a killed stage marks
     its run KILLED (as Ctrl-C does) instead of leaving it RUNNING forever.
@@ -177,20 +202,16 @@ def start_run(
     uri = tracking_uri()
     ensure_database(uri)
     mlflow.set_tracking_uri(uri)
-    if run_id is None:
-        use_experiment(mlflow, experiment, uri)
+    use_experiment(mlflow, experiment, uri)
     origin = {
         SWEEP_TAG: sweep_id(),
         "mlflow.source.git.commit": git_commit(),
         "dvc.stage": os.environ.get("DVC_STAGE"),
         "dvc.exp_name": os.environ.get("DVC_EXP_NAME"),
     }
-    # A reopened run keeps the tags of the stage that created it; the later stage's own
-    # origin goes under a prefix, so the UI still tells which stage added what.
-    if run_id is not None:
-        origin = {f"reopened_by.{key}": value for key, value in origin.items()}
     all_tags = {**origin, **(tags or {})}
-    active = mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name)
+    # "f8_k3_s1 (dvc-20261125T001200-4242)": one name per variant per sweep, never ten runs called f8_k3_s1.
+    active = mlflow.start_run(run_name=f"{run_name} ({run_label()})")
     handle = Run(mlflow, active)
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     status = "FAILED"
@@ -224,7 +245,7 @@ class FinishedRun:
 
         stamp = int(time.time() * 1000)
         self._client.log_batch(self.run_id, metrics=[
-            Metric(key, float(value), stamp, step or 0) for key, value in metrics.items()
+            Metric(key, rounded(value), stamp, step or 0) for key, value in metrics.items()
         ])
 
     def log_image(self, image: Any, key: str, step: int | None = None) -> None:
@@ -255,3 +276,22 @@ def finished_run(experiment: str, tags: Mapping[str, str]) -> FinishedRun | None
     runs = client.search_runs([found.experiment_id], filter_string=query, order_by=["attributes.start_time DESC"],
                               max_results=1)
     return FinishedRun(client, runs[0].info.run_id) if runs else None
+
+
+def ui_link(base: str, experiment: str = "train", metric: str = "test_accuracy") -> str:
+    """The MLflow UI's runs table of `experiment`, best `metric` first; the experiments page if it has no runs yet."""
+    from urllib.parse import urlencode
+
+    from mlflow.tracking import MlflowClient
+
+    found = MlflowClient(tracking_uri=tracking_uri()).get_experiment_by_name(experiment)
+    if found is None:
+        return f"{base}/#/experiments"
+    query = urlencode({"orderByKey": f"metrics.`{metric}`", "orderByAsc": "false"})
+    return f"{base}/#/experiments/{found.experiment_id}/runs?{query}"
+
+
+if __name__ == "__main__":  # `make ui` asks for the link: python -m filterlab.core.tracking http://127.0.0.1:5000
+    import sys
+
+    print(ui_link(sys.argv[1].rstrip("/")))

@@ -6,14 +6,11 @@ matplotlib figures, RGB frames or GIF bytes; the caller writes them. Every pictu
 a diverging colormap centred at 0, so white means 0 and the sign of a weight is its hue.
 """
 
-import io
-
 import numpy as np
 
 from filterlab.config.geometry import IMAGE_SIDE
 
 KERAS_LAYOUT = "Keras conv1 weights (cross-correlation)"
-GIF_SCALE = 8  # pixels per kernel entry in GIF frames; a 3x3 kernel is otherwise 3 pixels
 COLUMNS = 8  # filters per row in grids
 MAX_MAPS = 16  # feature maps per digit: 64 side by side would be a 5000-pixel-wide figure
 
@@ -52,16 +49,19 @@ def init_vs_learned(init: np.ndarray, learned: np.ndarray, colormap: str, varian
         # A NaN column separates the two halves; NaN draws as the axes background.
         gap = np.full((before.shape[0], 1), np.nan)
         axes.imshow(np.hstack([before, gap, after]), cmap=colormap, vmin=-scale, vmax=scale)
+        width = before.shape[1]
+        axes.set_xticks([(width - 1) / 2, width + 1 + (width - 1) / 2], ["init", "learned"], fontsize=6)
+        axes.tick_params(length=0)
         axes.set_title(f"#{index}  ±{scale:.2g}", fontsize=8)
-    figure.suptitle(
+    figure.suptitle(wrapped(
         f"{variant}: {KERAS_LAYOUT}, each pair init | learned\n"
-        "one colour scale per pair: ±max|w| over both halves (shown), 0 = white",
+        "one colour scale per pair: ±max|w| over both halves (shown), 0 = white", 2.0 * columns, 10),
         fontsize=10,
     )
     return figure
 
 
-def _row_scales(kernels: np.ndarray) -> np.ndarray:
+def row_scales(kernels: np.ndarray) -> np.ndarray:
     """Per filter, max |w| over every epoch: the scale a filter keeps through its evolution."""
     scales = np.abs(kernels).max(axis=(0, 1, 2, 3))
     return np.where(scales > 0, scales, 1.0)
@@ -74,7 +74,7 @@ def evolution_strip(kernels: np.ndarray, epochs: np.ndarray, colormap: str, vari
     axes per tile: 64 filters × 9 epochs would otherwise be 576 axes.
     """
     n_epochs, kh, kw, _, n_filters = kernels.shape
-    scaled = kernels[:, :, :, 0, :] / _row_scales(kernels)
+    scaled = kernels[:, :, :, 0, :] / row_scales(kernels)
     mosaic = np.full((n_filters * (kh + 1) - 1, n_epochs * (kw + 1) - 1), np.nan)
     for f in range(n_filters):
         for e in range(n_epochs):
@@ -93,92 +93,77 @@ def evolution_strip(kernels: np.ndarray, epochs: np.ndarray, colormap: str, vari
     return figure
 
 
-def evolution_frames(kernels: np.ndarray, colormap: str) -> list[np.ndarray]:
-    """One uint8 RGB grid of every filter per epoch, each filter on its fixed row scale.
-
-    Rendered straight through the colormap (no axes), so every frame has the same
-    size and the GIF and the MLflow image slider show exactly the weights.
-    """
-    import matplotlib
-
-    n_epochs, kh, kw, _, n_filters = kernels.shape
-    scaled = kernels[:, :, :, 0, :] / _row_scales(kernels)
-    columns = min(COLUMNS, n_filters)
-    rows = -(-n_filters // columns)
-    cmap = matplotlib.colormaps[colormap]
-    frames = []
-    for e in range(n_epochs):
-        # Grey (0.5 after the colormap maps NaN → "bad") separates the tiles.
-        grid = np.full((rows * (kh + 1) + 1, columns * (kw + 1) + 1), np.nan)
-        for f in range(n_filters):
-            r, c = divmod(f, columns)
-            top, left = 1 + r * (kh + 1), 1 + c * (kw + 1)
-            grid[top : top + kh, left : left + kw] = scaled[e, :, :, f]
-        rgb = cmap((grid + 1) / 2)[..., :3]
-        rgb[np.isnan(grid)] = 0.5
-        rgb = np.repeat(np.repeat(rgb, GIF_SCALE, axis=0), GIF_SCALE, axis=1)
-        frames.append(np.round(rgb * 255).astype(np.uint8))
-    return frames
-
-
-def gif_bytes(frames: list[np.ndarray], frame_ms: int) -> bytes:
-    """An endlessly looping GIF of the frames, `frame_ms` per frame."""
-    from PIL import Image
-
-    images = [Image.fromarray(frame) for frame in frames]
-    stream = io.BytesIO()
-    images[0].save(stream, format="GIF", save_all=True, append_images=images[1:], duration=frame_ms, loop=0)
-    return stream.getvalue()
-
-
 def conv1_feature_maps(images: np.ndarray, kernel: np.ndarray, bias: np.ndarray, stride: int) -> np.ndarray:
     """conv1's own output, before ReLU: N × h × w × filters, without loading TensorFlow.
 
     `kernel` is conv1's Keras weights (kh, kw, 1, filters): Keras computes a 'valid'
-    cross-correlation with a stride, plus bias, which is exactly what this reproduces.
+    cross-correlation with a stride, plus bias, which is exactly what this reproduces
+    (every window dotted with every filter, one product).
     """
-    from scipy import signal
-
     images = np.asarray(images, dtype=np.float32)[..., 0]
-    maps = [
-        np.stack([signal.correlate2d(image, kernel[:, :, 0, f], mode="valid")[::stride, ::stride]
-                  for f in range(kernel.shape[3])], axis=-1)
-        for image in images
-    ]
-    return np.stack(maps).astype(np.float32) + np.asarray(bias, dtype=np.float32)
+    kh, kw, _, n_filters = kernel.shape
+    windows = np.lib.stride_tricks.sliding_window_view(images, (kh, kw), axis=(1, 2))[:, ::stride, ::stride]
+    maps = windows.reshape(*windows.shape[:3], kh * kw) @ kernel.reshape(kh * kw, n_filters).astype(np.float32)
+    return maps + np.asarray(bias, dtype=np.float32)
 
 
-def feature_maps(images: np.ndarray, classes: np.ndarray, maps: np.ndarray, colormap: str, variant: str):
-    """Rows digits: the digit, then the first MAX_MAPS filters' maps side by side, one scale per filter.
+def wrapped(text: str, width_inches: float, fontsize: float) -> str:
+    """`text` broken into lines that fit `width_inches` at `fontsize` (about 0.55 em per character)."""
+    import textwrap
 
-    Each row's maps are one mosaic image (each map divided by its filter's ±max|map|
-    over all digits) so 64 filters stay one axes per row, not 64.
+    columns = max(20, int(width_inches * 72 / (0.55 * fontsize)))
+    return "\n".join(textwrap.fill(line, columns) for line in text.split("\n"))
+
+
+def _tiles(arrays: list[np.ndarray], width: int) -> np.ndarray:
+    """Arrays side by side, each centred in a `width`-wide cell, one NaN column between cells."""
+    height = max(a.shape[0] for a in arrays)
+    mosaic = np.full((height, len(arrays) * (width + 1) - 1), np.nan)
+    for index, array in enumerate(arrays):
+        top, left = (height - array.shape[0]) // 2, index * (width + 1) + (width - array.shape[1]) // 2
+        mosaic[top : top + array.shape[0], left : left + array.shape[1]] = array
+    return mosaic
+
+
+def feature_maps(images: np.ndarray, classes: np.ndarray, maps: np.ndarray, kernel: np.ndarray, colormap: str,
+                 variant: str):
+    """Top row: each filter (Keras weights, enlarged); below, one row per digit: the digit, then those
+    filters' maps in the same columns, so input, kernel and output sit together.
+
+    Each row is one mosaic image (each map divided by its filter's ±max|map| over all
+    digits, each kernel by its ±max|w|) so 64 filters stay one axes per row, not 64.
     """
     total = maps.shape[3]
     maps = maps[..., :MAX_MAPS]
     n_images, h, w, n_filters = maps.shape
+    weights = kernel[:, :, 0, :n_filters]
     scales = np.array([limit(maps[..., f]) for f in range(n_filters)])
-    scaled = maps / scales
+    blow_up = max(1, min(h, w) // max(weights.shape[:2]))
+    kernels = [np.kron(weights[:, :, f] / limit(weights[:, :, f]), np.ones((blow_up, blow_up)))
+               for f in range(n_filters)]
     inch_per_pixel = 0.75 / IMAGE_SIDE  # a 28-pixel row is 0.75 inch tall
-    figure = _figure(0.8 + inch_per_pixel * (IMAGE_SIDE + n_filters * (w + 1)), 0.9 + 0.8 * n_images)
-    grid = figure.subplots(n_images, 2, squeeze=False, width_ratios=[1, n_filters * (w + 1) / IMAGE_SIDE])
+    width = max(4.5, 0.8 + inch_per_pixel * (IMAGE_SIDE + n_filters * (w + 1)))
+    figure = _figure(width, 1.6 + 0.8 * (n_images + 1))
+    grid = figure.subplots(n_images + 1, 2, squeeze=False, width_ratios=[1, n_filters * (w + 1) / IMAGE_SIDE])
+    grid[0, 0].set_axis_off()
+    grid[0, 0].text(0.5, 0.5, "kernel", ha="center", va="center", fontsize=8, transform=grid[0, 0].transAxes)
+    grid[0, 1].imshow(_tiles(kernels, w), cmap=colormap, vmin=-1, vmax=1, interpolation="nearest")
+    grid[0, 1].set_xticks([f * (w + 1) + (w - 1) / 2 for f in range(n_filters)], [f"#{f}" for f in range(n_filters)])
+    grid[0, 1].set_yticks([])
+    grid[0, 1].tick_params(labelsize=6, length=0)
+    grid[0, 1].xaxis.set_ticks_position("top")
     for row in range(n_images):
-        digit_axes, maps_axes = grid[row]
+        digit_axes, maps_axes = grid[row + 1]
         digit_axes.imshow(images[row, :, :, 0], cmap="gray_r", vmin=0, vmax=1)
         digit_axes.set_ylabel(str(int(classes[row])), rotation=0, labelpad=8)
         _no_ticks(digit_axes)
-        mosaic = np.full((h, n_filters * (w + 1) - 1), np.nan)
-        for f in range(n_filters):
-            mosaic[:, f * (w + 1) : f * (w + 1) + w] = scaled[row, :, :, f]
+        mosaic = _tiles([maps[row, :, :, f] / scales[f] for f in range(n_filters)], w)
         maps_axes.imshow(mosaic, cmap=colormap, vmin=-1, vmax=1, interpolation="nearest")
-        maps_axes.set_yticks([])
-        maps_axes.set_xticks([f * (w + 1) + (w - 1) / 2 for f in range(n_filters)], [] if row else range(n_filters))
-        maps_axes.tick_params(labelsize=6, length=0)
-        maps_axes.xaxis.set_ticks_position("top")
-    figure.suptitle(
-        f"{variant}: output of the model's conv1 layer ({KERAS_LAYOUT} + bias, before ReLU), "
-        f"one test digit per class, filters #0-{n_filters - 1} of {total} left to right\n"
-        "one colour scale per filter: map / ±max|map| over the digits, 0 = white",
+        _no_ticks(maps_axes)
+    figure.suptitle(wrapped(
+        f"{variant}: conv1's filters (top, {KERAS_LAYOUT}) and their output on one test digit per class "
+        f"(+ bias, before ReLU), filters #0-{n_filters - 1} of {total}\n"
+        "one colour scale per filter: map / ±max|map| over the digits, kernel / ±max|w|, 0 = white", width, 9),
         fontsize=9,
     )
     return figure

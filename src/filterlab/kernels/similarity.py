@@ -115,6 +115,15 @@ def _round(value: float) -> float:
     return round(float(value), DIGITS)
 
 
+def headline(report: dict) -> dict:
+    """The three numbers `dvc metrics show` lists per variant; empty when no bank kernel has its size."""
+    if not report["comparable"]:
+        return {}
+    return {"similarity_init": report["similarity"]["init"]["mean"],
+            "similarity_learned": report["similarity"]["learned"]["mean"],
+            "similarity_chance": report["chance"]["mean"]}
+
+
 def compare_filters(init: np.ndarray, learned: np.ndarray, bank: Mapping[str, object], seed: int) -> dict:
     """Nearest classic kernel class for every conv1 filter, at init and learned, against the chance level.
 

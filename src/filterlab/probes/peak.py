@@ -137,7 +137,7 @@ def figure(hand: dict, learned: LearnedPeak):
         right.bar(taps + offset, values, width=0.25, label=label)
     right.axhline(0, color="black", lw=0.8)
     right.set_xticks(taps, ["left", "centre", "right"])
-    right.set_title(f"Conv1D filter (cross-correlation;\nsymmetric target, no flip) cosine to [-1, 1, -1] = "
-                    f"{cosine(learned.learned, PEAK):.3f}", fontsize=9)
+    right.set_title(f"Conv1D filter, cosine to [-1, 1, -1]\n= {cosine(learned.learned, PEAK):.3f} "
+                    "(symmetric: no flip)", fontsize=9)
     right.legend(fontsize=7, loc="lower center")
     return fig

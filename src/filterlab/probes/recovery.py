@@ -73,22 +73,25 @@ def recover(images: np.ndarray, kernel: Kernel, params: RecoveryProbe, seed: int
 
 
 def figure(results: list[Recovered], colormap: str):
-    """Per kernel: the true Keras weights, the learned ones, and their difference (×1000)."""
+    """Per kernel: the true Keras weights, the learned ones, and their difference (in e-notation)."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6.5, 2.1 * len(results) + 0.6), layout="constrained")
+    fig = Figure(figsize=(7.5, 2.1 * len(results) + 0.6), layout="constrained")
     grid = fig.subplots(len(results), 3, squeeze=False)
     for row, result in enumerate(results):
         scale = max(float(np.abs(result.true_keras).max()), 1e-12)
         panels = (("true (Keras layout)", result.true_keras, scale),
                   ("learned", result.learned, scale),
-                  ("(learned - true) × 1000", 1000 * (result.learned - result.true_keras), None))
+                  ("learned - true", result.learned - result.true_keras, None))
         for col, (title, values, limit) in enumerate(panels):
             axes = grid[row, col]
             limit = limit or max(float(np.abs(values).max()), 1e-12)
             axes.imshow(values, cmap=colormap, vmin=-limit, vmax=limit)
             for (i, j), value in np.ndenumerate(values):
-                axes.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7)
+                # Errors are ~1e-5: fixed-point would print 0.00; dark cells get white text.
+                text = f"{value:.1e}" if col == 2 else f"{value:.2f}"
+                colour = "white" if abs(value) > 0.6 * limit else "black"
+                axes.text(j, i, text, ha="center", va="center", fontsize=6 if col == 2 else 7, color=colour)
             axes.set_xticks([])
             axes.set_yticks([])
             axes.set_title(f"{result.name}: {title}" if col == 0 else title, fontsize=8)

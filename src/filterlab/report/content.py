@@ -1,10 +1,12 @@
-"""Comparison report, data side: metric payloads in, `Results` and the Markdown summary out.
+"""Comparison report, data side: metrics and details payloads in, `Results` out; reads no files.
 
-Reads nothing from disk itself: the `report` stage hands over every JSON under
-reports/metrics/ as {relative path: payload} and the list of figure paths. The
-training grid decides which variants belong in the report, so metrics left behind by
-a variant removed from params.yaml are never shown as current. Train metrics are
-required; baselines, filters and probes metrics are optional and show as "not run".
+The `report` stage hands over every JSON under reports/metrics/ (the short numbers DVC
+shows) and reports/details/ (sizes, test predictions, per-filter answers, probes), keyed
+by path relative to each folder. The training grid decides which variants belong in the
+report, so files left behind by a variant removed from params.yaml are never shown as
+current. Train metrics are required; baselines, filters and probes are optional and show
+as "not run". Every accuracy carries its 95 % Wilson interval, and every model is compared
+with the best variant on the same test digits (exact McNemar test).
 """
 
 import math
@@ -14,10 +16,11 @@ from typing import Any
 
 from filterlab.config.sections import GridParams
 from filterlab.core.errors import DataError
+from filterlab.training import stats
 
-TRAIN_KEYS = (
-    "test_accuracy", "test_loss", "train_seconds", "params_count", "epochs", "filters", "kernel_size", "stride",
-)
+# The metrics files' keys (test split) and the fields they fill.
+HEADLINE_KEYS = {"accuracy": "test_accuracy", "ci95_low": "ci95_low", "ci95_high": "ci95_high", "loss": "test_loss",
+                 "train_seconds": "train_seconds"}
 NOT_RUN = "not run"
 BUNDLED_NOTE = (
     "Trained on the bundled 5,000-digit MNIST subset (no MNIST mirror was used): "
@@ -26,19 +29,33 @@ BUNDLED_NOTE = (
 
 
 @dataclass(frozen=True)
-class Variant:
+class Model:
+    """A grid variant or a baseline: its headline numbers and how it compares with the best variant."""
+
     name: str
-    filters: int
-    kernel_size: int
-    stride: int
-    params_count: int
     test_accuracy: float
+    ci95_low: float
+    ci95_high: float
     test_loss: float
     train_seconds: float
-    epochs: int
-    data_source: str
-    similarity: float | None  # mean learned filter↔classic-kernel similarity; None with `similarity_note`
-    similarity_note: str
+    params_count: int | None
+    tied_with_best: bool | None  # None: no predictions to compare
+    p_value: float | None
+
+
+@dataclass(frozen=True)
+class Variant(Model):
+    filters: int = 0
+    kernel_size: int = 0
+    stride: int = 0
+    similarity: Mapping[str, float] | None = None  # init, learned, chance means; None with `similarity_note`
+    similarity_note: str = ""
+
+
+@dataclass(frozen=True)
+class Baseline(Model):
+    kind: str = ""
+    n_kernels: int | None = None
 
 
 @dataclass(frozen=True)
@@ -47,8 +64,10 @@ class Results:
     data_source: str
     data: Mapping[str, Any] | None
     variants: tuple[Variant, ...]  # best test accuracy first
-    baselines: Mapping[str, Mapping[str, Any]] | None
+    baselines: tuple[Baseline, ...] | None  # best first
     probes: Mapping[str, Any] | None
+    filters: Mapping[str, Mapping[str, Any]]  # variant -> per-filter details, comparable variants only
+    context: Mapping[str, Any]
     warnings: tuple[str, ...]
 
     @property
@@ -64,98 +83,109 @@ def grid_variants(grid: GridParams) -> list[str]:
     return [variant.name for variant in grid.variants()]
 
 
-def collect(title: str, grid: GridParams, metrics: Mapping[str, Any]) -> Results:
-    """Check and join the metric payloads (keys: paths relative to reports/metrics)."""
-    variants = [_variant(name, metrics) for name in grid_variants(grid)]
-    variants.sort(key=lambda v: (-v.test_accuracy, v.name))
-    data = metrics.get("data.json")
-    sources = {v.data_source for v in variants}
-    declared = data.get("source") if isinstance(data, Mapping) else None
-    warnings = []
-    if len(sources) > 1:
-        warnings.append(f"variants were trained on different data sources: {', '.join(sorted(sources))}")
-    if declared is not None and sources != {declared}:
-        warnings.append(f"data.json says source {declared!r} but training used {', '.join(sorted(sources))}")
-    return Results(
-        title=title,
-        data_source=declared if declared is not None else ", ".join(sorted(sources)),
-        data=data,
-        variants=tuple(variants),
-        baselines=_baselines(metrics.get("baselines.json")),
-        probes=metrics.get("probes.json"),
-        warnings=tuple(warnings),
-    )
+def _correct(details: Mapping[str, Any] | None) -> list[bool] | None:
+    if not isinstance(details, Mapping) or not {"labels", "predicted"} <= set(details):
+        return None
+    return [a == b for a, b in zip(details["labels"], details["predicted"], strict=True)]
+
+
+def _headline(path: str, payload: Any) -> dict:
+    if payload is None:
+        raise DataError(f"reports/metrics/{path}: missing; run its stage first")
+    bad = [key for key in HEADLINE_KEYS
+           if not isinstance(payload.get(key), int | float) or isinstance(payload[key], bool)]
+    if bad:
+        raise DataError(f"reports/metrics/{path}: missing or non-numeric {', '.join(bad)}")
+    return {field: float(payload[key]) for key, field in HEADLINE_KEYS.items()}
+
+
+def _compare(best: list[bool] | None, mine: list[bool] | None) -> dict:
+    if best is None or mine is None or len(best) != len(mine):
+        return {"tied_with_best": None, "p_value": None}
+    tied, p = stats.tied_with(best, mine)
+    return {"tied_with_best": tied, "p_value": p}
+
+
+def collect(title: str, grid: GridParams, metrics: Mapping[str, Any], details: Mapping[str, Any],
+            context: Mapping[str, Any] | None = None) -> Results:
+    """Check and join the payloads (keys: paths relative to reports/metrics and reports/details)."""
+    rows = []
+    for spec in grid.variants():
+        headline = _headline(f"train/{spec.name}.json", metrics.get(f"train/{spec.name}.json"))
+        rows.append((spec, headline, details.get(f"train/{spec.name}.json")))
+    rows.sort(key=lambda row: (-row[1]["test_accuracy"], row[0].name))
+    best_correct = _correct(rows[0][2])
+    variants = []
+    for spec, headline, extra in rows:
+        similarity, note = _similarity(metrics.get(f"filters/{spec.name}.json"))
+        variants.append(Variant(
+            name=spec.name, **headline, params_count=(extra or {}).get("params"),
+            **_compare(best_correct, _correct(extra)), filters=spec.filters, kernel_size=spec.kernel_size,
+            stride=spec.stride, similarity=similarity, similarity_note=note,
+        ))
+    data = details.get("data.json")
+    source = data.get("source", "unknown") if isinstance(data, Mapping) else "unknown"
+    filters = {v.name: details[f"filters/{v.name}.json"] for v in variants
+               if v.similarity is not None and f"filters/{v.name}.json" in details}
+    return Results(title=title, data_source=source, data=data, variants=tuple(variants),
+                   baselines=_baselines(metrics, details.get("baselines.json"), best_correct),
+                   probes=details.get("probes.json"), filters=filters, context=dict(context or {}), warnings=())
 
 
 def is_bundled(results: Results) -> bool:
     return "bundled" in results.data_source
 
 
-def _variant(name: str, metrics: Mapping[str, Any]) -> Variant:
-    path = f"train/{name}.json"
-    train = metrics.get(path)
-    if train is None:
-        raise DataError(f"reports/metrics/{path}: missing; the train stage of variant {name} has not run")
-    missing = [key for key in TRAIN_KEYS if not isinstance(train.get(key), int | float) or isinstance(train[key], bool)]
-    if missing:
-        raise DataError(f"reports/metrics/{path}: missing or non-numeric {', '.join(missing)}")
-    similarity, note = _similarity(metrics.get(f"filters/{name}.json"))
-    return Variant(
-        name=name,
-        **{key: train[key] for key in TRAIN_KEYS},
-        data_source=str(train.get("data_source", "unknown")),
-        similarity=similarity,
-        similarity_note=note,
-    )
-
-
-def _similarity(payload: Mapping[str, Any] | None) -> tuple[float | None, str]:
+def _similarity(payload: Mapping[str, Any] | None) -> tuple[Mapping[str, float] | None, str]:
     if payload is None:
         return None, NOT_RUN
-    if payload.get("comparable") is False:
+    if not payload:
         return None, "no bank kernel of this size"
     try:
-        value = payload["similarity"]["learned"]["mean"]
-    except (KeyError, TypeError):
-        raise DataError("filters metrics: expected similarity.learned.mean") from None
-    return (float(value), "") if value is not None else (None, "not comparable")
+        return {moment: float(payload[f"similarity_{moment}"]) for moment in ("init", "learned", "chance")}, ""
+    except (KeyError, TypeError, ValueError):
+        raise DataError("filters metrics: expected similarity_init, similarity_learned, similarity_chance") from None
 
 
-def _baselines(payload: Mapping[str, Any] | None) -> Mapping[str, Mapping[str, Any]] | None:
-    if payload is None:
+def _baselines(metrics: Mapping[str, Any], details: Mapping[str, Any] | None,
+               best_correct: list[bool] | None) -> tuple[Baseline, ...] | None:
+    files = {path: payload for path, payload in metrics.items() if path.startswith("baselines/")}
+    if not files or not isinstance(details, Mapping):
         return None
-    entries = payload.get("baselines", payload)
-    table = {name: entry for name, entry in entries.items() if isinstance(entry, Mapping)}
-    broken = [name for name, entry in table.items() if not isinstance(entry.get("test_accuracy"), int | float)]
-    if not table or broken:
-        raise DataError(f"reports/metrics/baselines.json: no test_accuracy for {', '.join(broken) or 'any baseline'}")
-    return table
-
-
-def flatten(payload: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    """(dotted key, scalar) rows of a nested payload, for showing probe results as they are."""
-    if isinstance(payload, Mapping):
-        rows = []
-        for key, value in payload.items():
-            rows += flatten(value, f"{prefix}.{key}" if prefix else str(key))
-        return rows
-    if isinstance(payload, list) and any(isinstance(item, Mapping | list) for item in payload):
-        return [row for index, item in enumerate(payload) for row in flatten(item, f"{prefix}[{index}]")]
-    return [(prefix, payload)]
+    baselines = []
+    for name, extra in details.get("baselines", {}).items():
+        path = f"baselines/{name.replace(':', '-')}.json"
+        baselines.append(Baseline(
+            name=name, **_headline(path, files.get(path)), params_count=extra.get("params"),
+            **_compare(best_correct, _correct(extra)),
+            kind=str(extra.get("kind", name)), n_kernels=extra.get("n_kernels"),
+        ))
+    return tuple(sorted(baselines, key=lambda b: (-b.test_accuracy, b.name)))
 
 
 def fmt(value: Any, digits: int = 4) -> str:
+    """A number as a person reads it: integers with separators, seeds and counts never in e-notation."""
     if value is None:
         return "–"
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if not isinstance(value, int | float):
         return ", ".join(fmt(v, digits) for v in value) if isinstance(value, list) else str(value)
     if isinstance(value, int):
         return f"{value:,}"
-    return "nan" if math.isnan(value) else f"{value:.{digits}g}"
+    if math.isnan(value):
+        return "nan"
+    if value == 0:
+        return "0"
+    return f"{value:.1e}" if abs(value) < 1e-3 else f"{value:.{digits}g}"
 
 
 def pct(value: float) -> str:
-    return f"{100 * value:.2f}%"
+    return f"{100 * value:.1f}%"
+
+
+def interval(model: Model) -> str:
+    return f"{100 * model.ci95_low:.1f}–{100 * model.ci95_high:.1f}%"
 
 
 def figure_choice(results: Results, available: Sequence[str]) -> dict[str, list[str]]:
@@ -166,9 +196,9 @@ def figure_choice(results: Results, available: Sequence[str]) -> dict[str, list[
         )
 
     return {
+        "classic": [path for v in results.variants for path in under(f"filters/{v.name}/", "learned_vs_classic")][:3],
         "best": under(f"filters/{results.best.name}/", "init"),
         "worst": under(f"filters/{results.worst.name}/", "init") if len(results.variants) > 1 else [],
         "baselines": under("baselines/"),
         "probes": under("probes/"),
     }
-

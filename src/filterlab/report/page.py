@@ -10,8 +10,17 @@ import html
 import math
 from collections.abc import Mapping
 
-from filterlab.report.content import BUNDLED_NOTE, NOT_RUN, Results, flatten, fmt, is_bundled
-from filterlab.report.tables import Table, baseline_table, figure_sections, headlines, variant_table
+from filterlab.report.content import BUNDLED_NOTE, NOT_RUN, Results, is_bundled
+from filterlab.report.tables import (
+    TIED,
+    Table,
+    baseline_table,
+    classic_table,
+    figure_sections,
+    headlines,
+    probe_tables,
+    variant_table,
+)
 
 PLOT_CAPTIONS = {
     "accuracy_vs_filters": "Test accuracy against conv1 filters, one line per kernel size, one panel per stride",
@@ -20,8 +29,12 @@ PLOT_CAPTIONS = {
 }
 
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em; color: #222; }
+.scroll { overflow-x: auto; max-width: 100%; }
 table { border-collapse: collapse; margin: 1em 0; }
+td.tied { background: #e7f5e1; } td.best { background: #d4edc9; font-weight: 600; }
+dl.context { display: grid; grid-template-columns: max-content auto; gap: 0.2em 1em; }
+dl.context dt { font-weight: 600; } dl.context dd { margin: 0; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f2f2f2; cursor: pointer; user-select: none; }
 th[data-order="asc"]::after { content: " ▲"; } th[data-order="desc"]::after { content: " ▼"; }
@@ -62,51 +75,76 @@ def _key(key: float | str) -> str:
     return _esc(key)
 
 
-def _table(table: Table, *, sortable: bool, sorted_by: str | None = None) -> str:
+def _cell_class(cell: str) -> str:
+    if cell.startswith(TIED):
+        return ' class="tied"'
+    return ' class="best"' if cell == "best" else ""
+
+
+def _table(table: Table, *, sortable: bool, sorted_by: str | None = None, table_id: str = "") -> str:
+    """A table inside a horizontally scrolling wrapper, so a phone scrolls the table, not the page."""
     marked = ' data-order="desc"'
     head = "".join(f"<th{marked if header == sorted_by else ''}>{_esc(header)}</th>" for header in table.headers)
     body = "".join(
-        "<tr>" + "".join(f'<td data-value="{_key(key)}">{_esc(cell)}</td>' for cell, key in row) + "</tr>"
-        for row in table.rows
+        "<tr>" + "".join(f'<td data-value="{_key(key)}"{_cell_class(cell)}>{_esc(cell)}</td>' for cell, key in row)
+        + "</tr>" for row in table.rows
     )
     css = ' class="sortable"' if sortable else ""
-    return f"<table{css}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    ident = f' id="{table_id}"' if table_id else ""
+    return f'<div class="scroll"><table{css}{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
-def _img(data: bytes, alt: str) -> str:
+def _img(data: bytes, alt: str, path: str | None = None) -> str:
+    """An embedded image; clicking it opens the full-size file beside the report (reports/figures/...)."""
     encoded = base64.b64encode(data).decode("ascii")
-    return (f'<figure><img alt="{_esc(alt)}" src="data:image/png;base64,{encoded}">'
-            f"<figcaption>{_esc(alt)}</figcaption></figure>")
+    image = f'<img alt="{_esc(alt)}" src="data:image/png;base64,{encoded}">'
+    if path is not None:
+        image = f'<a href="figures/{_esc(path)}" target="_blank" title="open full size">{image}</a>'
+    return f"<figure>{image}<figcaption>{_esc(alt)}</figcaption></figure>"
+
+
+def _context(results: Results) -> str:
+    rows = [("data source", results.data_source), *results.context.items()]
+    return '<dl class="context">' + "".join(f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in rows) + "</dl>"
 
 
 def render_html(
     results: Results, plots: Mapping[str, bytes], figures: Mapping[str, bytes], available: list[str]
 ) -> str:
     """`figures` maps the chosen paths (relative to reports/figures) to their PNG bytes."""
-    parts = [f"<h1>{_esc(results.title)}</h1>",
-             f"<p><strong>Data source:</strong> <code>{_esc(results.data_source)}</code></p>"]
+    parts = [f"<h1>{_esc(results.title)}</h1>", _context(results)]
     if is_bundled(results):
         parts.append(f'<p class="note" id="bundled-note"><strong>Note:</strong> {_esc(BUNDLED_NOTE)}</p>')
     parts += [f'<p class="warning"><strong>Warning:</strong> {_esc(w)}</p>' for w in results.warnings]
     parts.append("<ul>" + "".join(f"<li>{_esc(line)}</li>" for line in headlines(results)) + "</ul>")
-    parts += ["<h2>Variants</h2>", "<p>Click a column header to sort; sorted by test accuracy.</p>",
-              _table(variant_table(results), sortable=True, sorted_by="test accuracy")]
+    parts += ["<h2>Variants</h2>",
+              "<p>Sorted by test accuracy; click a column header to sort. The interval is Wilson's 95% interval; "
+              "“vs best” is an exact McNemar test against the best variant on the same test digits.</p>",
+              _table(variant_table(results), sortable=True, sorted_by="test accuracy", table_id="variants")]
+    parts.append('<h2 id="learned-vs-classic">Learned filters vs classic kernels</h2>')
+    classic = classic_table(results)
+    parts.append("<p>Mean similarity of each filter to its nearest classic kernel (|cosine|), at init and after "
+                 "training, against the same measure for random filters drawn like the initialiser (chance).</p>")
+    parts.append(_table(classic, sortable=True, table_id="classic") if classic else f"<p>{NOT_RUN}</p>")
     parts.append("<h2>Comparison plots</h2>")
     parts += [_img(data, PLOT_CAPTIONS.get(name, name)) for name, data in plots.items()]
     parts.append("<h2>Baselines (frozen first layer)</h2>")
     baselines = baseline_table(results)
-    parts.append(_table(baselines, sortable=True, sorted_by="test accuracy") if baselines else f"<p>{NOT_RUN}</p>")
+    parts.append(_table(baselines, sortable=True, sorted_by="test accuracy", table_id="baselines")
+                 if baselines else f"<p>{NOT_RUN}</p>")
     parts.append("<h2>Probes</h2>")
     if results.probes is None:
         parts.append(f"<p>{NOT_RUN}</p>")
     else:
-        rows = "".join(f"<tr><td>{_esc(k)}</td><td>{_esc(fmt(v))}</td></tr>" for k, v in flatten(results.probes))
-        parts.append(f"<table><thead><tr><th>result</th><th>value</th></tr></thead><tbody>{rows}</tbody></table>")
+        for caption, table in probe_tables(results.probes):
+            parts += [f"<h3>{_esc(caption)}</h3>", _table(table, sortable=False)]
     parts.append("<h2>Figures</h2>")
     for caption, paths in figure_sections(results, available):
         parts.append(f"<h3>{_esc(caption)}</h3>")
-        parts += [_img(figures[path], f"{caption} ({path})") for path in paths] or ["<p>no figure found</p>"]
+        parts += [_img(figures[path], f"{caption} ({path})", path) for path in paths] or ["<p>no figure found</p>"]
     return (
-        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_esc(results.title)}</title>'
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_esc(results.title)}</title>"
         f"<style>{STYLE}</style></head><body>\n" + "\n".join(parts) + f"\n<script>{SCRIPT}</script></body></html>\n"
     )

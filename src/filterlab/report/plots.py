@@ -84,10 +84,8 @@ def baselines_vs_learned(results: Results) -> bytes | None:
     ax.scatter([v.filters for v in results.variants], [100 * v.test_accuracy for v in results.variants],
                color="grey", s=10, alpha=0.5, label="learned (every variant)")
     styles = {"random": ("tab:red", "s"), "bank": ("tab:blue", "D")}
-    for name, entry in sorted(results.baselines.items()):
-        accuracy = 100 * entry["test_accuracy"]
-        kind = str(entry.get("kind", name))
-        count = entry.get("n_kernels")
+    for baseline in sorted(results.baselines, key=lambda b: b.name):
+        name, accuracy, kind, count = baseline.name, 100 * baseline.test_accuracy, baseline.kind, baseline.n_kernels
         if not count:  # no convolution at all: a reference level, not a point
             ax.axhline(accuracy, color="tab:green", linestyle="--", label=f"{name} (no convolution)")
             continue
@@ -97,7 +95,7 @@ def baselines_vs_learned(results: Results) -> bytes | None:
     for kind, (color, marker) in {**styles, "family": ("tab:orange", "^")}.items():
         ax.scatter([], [], color=color, marker=marker, label=f"frozen {kind}")
     counts = {v.filters for v in results.variants}
-    counts |= {e["n_kernels"] for e in results.baselines.values() if e.get("n_kernels")}
+    counts |= {b.n_kernels for b in results.baselines if b.n_kernels}
     _log_x(ax, sorted(counts))
     ax.set(xlabel="conv1 filters (frozen kernels for baselines)", ylabel="test accuracy (%)",
            title="Hand-designed and random frozen filters against learned ones")

@@ -1,12 +1,16 @@
-"""The report's tables, headline sentences and Markdown summary, from `Results`; writes nothing.
+"""The report's tables and headline sentences, from `Results`; writes nothing.
 
-The HTML page (report_html) shows the same tables, so both documents always agree.
+The HTML page (`filterlab.report.page`) and the Markdown summary (`filterlab.report.summary`)
+show the same tables, so both documents always agree.
 """
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 
-from filterlab.report.content import BUNDLED_NOTE, NOT_RUN, Results, figure_choice, flatten, fmt, is_bundled, pct
+from filterlab.report.content import NOT_RUN, Model, Results, figure_choice, fmt, interval, pct
+
+TIED = "tied with best"
 
 
 @dataclass(frozen=True)
@@ -17,37 +21,122 @@ class Table:
     rows: tuple[tuple[tuple[str, float | str], ...], ...]
 
 
+def _versus(model: Model, best_name: str) -> tuple[str, float]:
+    if model.name == best_name:
+        return "best", 1.0
+    if model.tied_with_best is None:
+        return "–", -math.inf
+    verdict = TIED if model.tied_with_best else "below best"
+    return f"{verdict} (p = {model.p_value:.2g})", model.p_value
+
+
+def _number(value: float | None, digits: int = 3) -> tuple[str, float]:
+    return (f"{value:.{digits}f}", value) if value is not None else ("–", -math.inf)
+
+
 def variant_table(results: Results) -> Table:
     rows = []
     for v in results.variants:
-        if v.similarity is not None:
-            similarity = (fmt(v.similarity, 3), v.similarity)
-        else:
-            similarity = (v.similarity_note, -math.inf)
+        sim = v.similarity or {}
+        similarity = [_number(sim.get(moment)) for moment in ("init", "learned", "chance")]
+        if v.similarity is None:
+            similarity = [(v.similarity_note, -math.inf), ("–", -math.inf), ("–", -math.inf)]
         rows.append((
             (v.name, v.name), (str(v.filters), v.filters), (f"{v.kernel_size}x{v.kernel_size}", v.kernel_size),
-            (str(v.stride), v.stride), (fmt(v.params_count), v.params_count), (pct(v.test_accuracy), v.test_accuracy),
-            (f"{v.train_seconds:.1f}", v.train_seconds), similarity,
+            (str(v.stride), v.stride), (fmt(v.params_count), v.params_count or 0),
+            (pct(v.test_accuracy), v.test_accuracy), (interval(v), v.ci95_low), _versus(v, results.best.name),
+            (f"{v.train_seconds:.1f}", v.train_seconds), *similarity,
         ))
-    headers = ("variant", "filters", "kernel", "stride", "params", "test accuracy", "train seconds",
-               "mean similarity to classic kernels (learned)")
+    headers = ("variant", "filters", "kernel", "stride", "params", "test accuracy", "95% interval", "vs best",
+               "train s", "similarity init", "similarity learned", "chance")
     return Table(headers, tuple(rows))
 
 
 def baseline_table(results: Results) -> Table | None:
     if results.baselines is None:
         return None
+    rows = tuple((
+        (b.name, b.name), (b.kind, b.kind), (fmt(b.n_kernels), b.n_kernels or 0),
+        (pct(b.test_accuracy), b.test_accuracy),
+        (interval(b), b.ci95_low), _versus(b, results.best.name), (fmt(b.params_count), b.params_count or 0),
+    ) for b in results.baselines)
+    return Table(("baseline", "kind", "kernels", "test accuracy", "95% interval", "vs best variant", "params"), rows)
+
+
+def classic_table(results: Results) -> Table | None:
+    """Learned vs classic, per comparable variant: init → learned against chance, and what the filters became."""
+    if not results.filters:
+        return None
     rows = []
-    ordered = sorted(results.baselines.items(), key=lambda item: -item[1]["test_accuracy"])
-    for name, entry in ordered:
-        count = entry.get("n_kernels")
+    for name, report in results.filters.items():
+        chance, shift = report["chance"], report["shift"]
+        nearest = Counter(entry["learned"]["kernel"] for entry in report["per_filter"]).most_common(3)
         rows.append((
-            (name, name), (str(entry.get("kind", "–")), str(entry.get("kind", ""))),
-            (fmt(count), count if isinstance(count, int) else -math.inf),
-            (pct(entry["test_accuracy"]), entry["test_accuracy"]),
-            (fmt(entry.get("params_count")), entry.get("params_count") or -math.inf),
+            (name, name), _number(report["similarity"]["init"]["mean"]),
+            _number(report["similarity"]["learned"]["mean"]),
+            _number(chance["mean"]), _number(chance["p95"]), _number(shift["effect_size"], 1),
+            (pct(shift["above_chance_p95"]), shift["above_chance_p95"]),
+            (", ".join(f"{kernel} ×{count}" for kernel, count in nearest), nearest[0][0] if nearest else ""),
         ))
-    return Table(("baseline", "kind", "kernels", "test accuracy", "params"), tuple(rows))
+    return Table(("variant", "init", "learned", "chance mean", "chance 95th pct", "effect size (chance SDs)",
+                  "filters above chance 95th", "most frequent nearest kernels"), tuple(rows))
+
+
+def probe_tables(probes: dict) -> list[tuple[str, Table]]:
+    """The three probes as short human tables: what was trained, what came out."""
+    single, peak, recovery = probes["single_image"], probes["peak"], probes["recovery"]
+    tables = [("Single image: 28x28 filters trained on one digit", Table(("result", "value"), (
+        (("filters", ""), (fmt(len(single["corr_learned"])), 0)),
+        (("training image (index in the train split)", ""), (fmt(single["image_index"]), 0)),
+        (("mean |Pearson r| with the digit, init → learned", ""),
+         (f"{single['abs_corr_init_mean']:.3f} → {single['abs_corr_learned_mean']:.4f}", 0)),
+        (("probability of its own digit after training", ""), (f"{single['digit_probability']:.3f}", 0)),
+    )))]
+    learned = ", ".join(f"{value:+.2f}" for value in peak["learned_filter"])
+    tables.append(("Peak detector [-1, 1, -1]", Table(("result", "value"), (
+        (("hand-applied: positive at points", ""), (", ".join(map(str, peak["positive_points"])), 0)),
+        (("hand-applied: max-pool lands on point", ""), (fmt(peak["max_pool_point"]), 0)),
+        (("learned Conv1D filter", ""), (f"[{learned}]", 0)),
+        (("cosine of the learned filter to [-1, 1, -1]", ""), (f"{peak['cosine_to_peak']:.4f}", 0)),
+        (("training accuracy of the kept detector", ""), (pct(peak["train_accuracy"]), 0)),
+    ))))
+    rows = tuple((
+        (name, name), (fmt(entry["max_abs_error"]), entry["max_abs_error"]),
+        (fmt(entry["max_abs_error_unflipped"]), entry["max_abs_error_unflipped"]), (fmt(entry["within_target"]), 0),
+    ) for name, entry in recovery.items() if isinstance(entry, dict))
+    tables.append(("Kernel recovery by regression", Table(
+        ("kernel", "max |error| (Keras layout)", "max |error| against the unflipped kernel", "within 1e-3"), rows)))
+    return tables
+
+
+def headlines(results: Results) -> list[str]:
+    best = results.best
+    lines = [data_line(results)] if data_line(results) else []
+    tied = [v.name for v in results.variants[1:] if v.tied_with_best]
+    lines.append(f"Best learned variant: {best.name}, {pct(best.test_accuracy)} test accuracy (95% interval "
+                 f"{interval(best)}); {len(tied)} of the other {len(results.variants) - 1} variants are statistically "
+                 "tied with it (exact McNemar test on the same test digits, p ≥ 0.05).")
+    if results.baselines:
+        top = results.baselines[0]
+        verdict = "statistically tied with" if top.tied_with_best else "different from"
+        lines.append(f"Best baseline: {top.name}, {pct(top.test_accuracy)} ({interval(top)}), {verdict} the best "
+                     f"learned variant (p = {fmt(top.p_value, 2)}).")
+    else:
+        lines.append(f"Baselines: {NOT_RUN}.")
+    if results.filters:
+        learned = [r["similarity"]["learned"]["mean"] for r in results.filters.values()]
+        chance = [r["chance"]["mean"] for r in results.filters.values()]
+        lines.append(f"Learned filters vs classic kernels: mean nearest-kernel similarity {_span(learned)} across the "
+                     f"{len(learned)} comparable variants, against a chance level of {_span(chance)} for random "
+                     "filters of the same size.")
+    if results.probes is None:
+        lines.append(f"Probes: {NOT_RUN}.")
+    return lines
+
+
+def _span(values: list[float]) -> str:
+    low, high = f"{min(values):.2f}", f"{max(values):.2f}"
+    return low if low == high else f"{low}–{high}"
 
 
 def data_line(results: Results) -> str | None:
@@ -60,64 +149,14 @@ def data_line(results: Results) -> str | None:
     return f"Images: {totals[0]} train, {totals[1]} validation, {totals[2]} test{ending}"
 
 
-def headlines(results: Results) -> list[str]:
-    best, worst = results.best, results.worst
-    lines = [data_line(results)] if data_line(results) else []
-    lines += [
-        f"Best learned variant: {best.name} with {pct(best.test_accuracy)} test accuracy "
-        f"({fmt(best.params_count)} parameters, {best.train_seconds:.1f} s).",
-    ]
-    if len(results.variants) > 1:
-        lines.append(f"Worst learned variant: {worst.name} with {pct(worst.test_accuracy)}.")
-    if results.baselines:
-        name, entry = max(results.baselines.items(), key=lambda item: item[1]["test_accuracy"])
-        gap = 100 * (best.test_accuracy - entry["test_accuracy"])
-        lines.append(f"Best baseline: {name} with {pct(entry['test_accuracy'])}; the best learned variant is "
-                     f"{abs(gap):.2f} points {'above' if gap >= 0 else 'below'} it.")
-    else:
-        lines.append(f"Baselines: {NOT_RUN}.")
-    if results.probes is None:
-        lines.append(f"Probes: {NOT_RUN}.")
-    return lines
-
-
-def _md_table(table: Table) -> list[str]:
-    lines = ["| " + " | ".join(table.headers) + " |", "|" + "---|" * len(table.headers)]
-    lines += ["| " + " | ".join(cell for cell, _key in row) + " |" for row in table.rows]
-    return lines
-
-
 def figure_sections(results: Results, available: list[str]) -> list[tuple[str, list[str]]]:
     """(caption, figure paths) per section; an empty list means the figure is missing."""
     chosen = figure_choice(results, available)
     return [
+        ("Learned filters beside their nearest classic kernels", chosen["classic"]),
         (f"Best variant {results.best.name}: filters at init and learned", chosen["best"]),
         *([(f"Worst variant {results.worst.name}: filters at init and learned", chosen["worst"])]
           if len(results.variants) > 1 else []),
         ("Classic kernels applied to one digit per class", chosen["baselines"]),
         ("Probe experiments", chosen["probes"]),
     ]
-
-
-def render_markdown(results: Results, available: list[str], plot_names: list[str]) -> str:
-    """The summary for PR comments: same numbers as the HTML, images listed by path (they can't be embedded)."""
-    lines = [f"# {results.title}", "", f"**Data source:** `{results.data_source}`", ""]
-    if is_bundled(results):
-        lines += [f"> **Note:** {BUNDLED_NOTE}", ""]
-    lines += [f"> **Warning:** {warning}" for warning in results.warnings]
-    lines += [f"- {line}" for line in headlines(results)] + [""]
-    lines += ["## Variants (sorted by test accuracy)", ""] + _md_table(variant_table(results)) + [""]
-    lines += ["## Baselines (frozen first layer)", ""]
-    baselines = baseline_table(results)
-    lines += (_md_table(baselines) if baselines else [NOT_RUN]) + [""]
-    lines += ["## Probes", ""]
-    if results.probes is None:
-        lines += [NOT_RUN, ""]
-    else:
-        lines += ["| result | value |", "|---|---|"]
-        lines += [f"| {key} | {fmt(value)} |" for key, value in flatten(results.probes)] + [""]
-    lines += ["## Figures", "", "Embedded in `reports/index.html`; files under `reports/figures/`:", ""]
-    lines += [f"- plot rendered in the report: {name}" for name in plot_names]
-    for caption, paths in figure_sections(results, available):
-        lines += [f"- {caption}: " + (", ".join(f"`reports/figures/{p}`" for p in paths) or "no figure found")]
-    return "\n".join(lines) + "\n"

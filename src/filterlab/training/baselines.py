@@ -100,16 +100,12 @@ def fit_baseline(
     return fit_and_evaluate(model, data, params, on_epoch=on_epoch)
 
 
-def summary(baseline: Baseline, result: "FitOutcome") -> dict:
-    """The baseline's entry in baselines.json."""
-    return {
-        "kind": baseline.kind,
-        "kernels": list(baseline.kernel_names),
-        "n_kernels": baseline.n_kernels,
-        "kernel_size": baseline.kernel_size,
-        "test_accuracy": result.test_accuracy,
-        "test_loss": result.test_loss,
-        "best_val_accuracy": result.best_val_accuracy,
-        "params_count": result.params_count,
-        "train_seconds": result.seconds,
-    }
+def file_name(baseline: Baseline) -> str:
+    """`family:sobel` -> `family-sobel.json`: one metrics file per baseline, a name every filesystem takes."""
+    return baseline.name.replace(":", "-") + ".json"
+
+
+def describe(baseline: Baseline) -> dict:
+    """What the baseline is, for its entry in the details file."""
+    return {"kind": baseline.kind, "kernels": list(baseline.kernel_names), "n_kernels": baseline.n_kernels,
+            "kernel_size": baseline.kernel_size}

@@ -37,6 +37,7 @@ class FitOutcome:
     test_loss: float
     test_accuracy: float
     seconds: float  # wall time of model.fit, callbacks included
+    predictions: np.ndarray  # (test images,) predicted class per test digit: paired comparisons need them
 
     @property
     def best_val_accuracy(self) -> float:
@@ -141,13 +142,33 @@ def fit_and_evaluate(
     )
     seconds = time.perf_counter() - started
     test = model.evaluate(data.x_test, data.y_test, batch_size=params.batch_size, verbose=0, return_dict=True)
+    predictions = np.argmax(model.predict(data.x_test, batch_size=params.batch_size, verbose=0), axis=1)
     return FitOutcome(
         model=model,
         history=tuple(recorder.rows),
         test_loss=float(test["loss"]),
         test_accuracy=float(test["accuracy"]),
+        predictions=predictions.astype(np.int64),
         seconds=seconds,
     )
+
+
+def headline_metrics(outcome: FitOutcome, low: float, high: float) -> dict:
+    """What `dvc metrics show` lists per model: five short columns (test split), rounded past float32 noise.
+
+    The same keys for grid variants and baselines, so the table stays narrow; everything
+    else (parameter count, best validation accuracy, predictions) goes to the details file.
+    """
+    return {"accuracy": round(outcome.test_accuracy, 6), "ci95_low": round(low, 4), "ci95_high": round(high, 4),
+            "loss": round(outcome.test_loss, 6), "train_seconds": round(outcome.seconds, 2)}
+
+
+def details(outcome: FitOutcome, labels: np.ndarray, epochs: int) -> dict:
+    """The model's details file: sizes, validation, and the test predictions as digit strings,
+    small and diffable, so any paired comparison can be recomputed."""
+    return {"params": outcome.params_count, "epochs": epochs, "best_val_accuracy": round(outcome.best_val_accuracy, 6),
+            "labels": "".join(map(str, np.asarray(labels).tolist())),
+            "predicted": "".join(map(str, np.asarray(outcome.predictions).tolist()))}
 
 
 def history_csv(rows: tuple[dict[str, float], ...]) -> str:

@@ -1,4 +1,4 @@
-"""Tests for filterlab.kernels: the bank's contents, its conventions, and name selection."""
+"""Tests for filterlab.kernels.bank: the bank's contents, its conventions, and name selection."""
 
 from pathlib import Path
 

@@ -1,11 +1,11 @@
-"""Filter pictures: shared colour scales, frame counts, GIF timing, one digit per class."""
+"""filterlab.figures.filters: filter pictures: shared colour scales, frame counts, GIF timing, one digit per class."""
 
 import io
 
 import numpy as np
 import pytest
 
-from filterlab.figures import filters
+from filterlab.figures import animation, filters
 
 
 def kernels(epochs=3, size=3, filters=5):
@@ -27,22 +27,26 @@ def test_init_vs_learned_pairs_share_one_symmetric_scale():
 def test_evolution_frames_keep_each_filter_on_one_scale():
     k = kernels(epochs=4)
     k[:, :, :, 0, 1] = 0.0  # an all-zero filter must not divide by zero
-    frames = filters.evolution_frames(k, "RdBu_r")
+    frames = animation.evolution_frames(k, "RdBu_r")
     assert len(frames) == 4
     assert all(frame.shape == frames[0].shape and frame.dtype == np.uint8 for frame in frames)
     assert frames[0].shape[2] == 3
     # A filter that does not change between epochs draws the same pixels in every frame.
     k_static = kernels(epochs=2)
     k_static[1] = k_static[0]
-    still = filters.evolution_frames(k_static, "RdBu_r")
-    np.testing.assert_array_equal(still[0], still[1])
+    still = animation.evolution_frames(k_static, "RdBu_r")
+    tiles = slice(animation.LABEL, -animation.BAR)  # between the epoch line and the colour scale
+    np.testing.assert_array_equal(still[0][tiles], still[1][tiles])
+    assert not np.array_equal(still[0][: animation.LABEL], still[1][: animation.LABEL])  # "epoch 0" vs "epoch 1"
+    # Each weight is a SCALE x SCALE block: at least 24 pixels, so a 3x3 filter is readable.
+    assert animation.SCALE >= 24 and frames[0].shape[0] >= 3 * animation.SCALE
 
 
 def test_gif_has_one_frame_per_epoch_and_the_requested_duration():
     from PIL import Image
 
-    frames = filters.evolution_frames(kernels(epochs=3), "RdBu_r")
-    with Image.open(io.BytesIO(filters.gif_bytes(frames, 250))) as gif:
+    frames = animation.evolution_frames(kernels(epochs=3), "RdBu_r")
+    with Image.open(io.BytesIO(animation.gif_bytes(frames, 250))) as gif:
         assert gif.n_frames == 3
         assert gif.info["duration"] == 250
 
@@ -50,10 +54,13 @@ def test_gif_has_one_frame_per_epoch_and_the_requested_duration():
 def test_feature_maps_shows_at_most_max_maps_filters():
     rng = np.random.default_rng(1)
     maps = rng.normal(size=(2, 26, 26, filters.MAX_MAPS + 4))
-    figure = filters.feature_maps(rng.random((2, 28, 28, 1)), np.array([0, 1]), maps, "RdBu_r", "v")
-    assert f"of {filters.MAX_MAPS + 4}" in figure._suptitle.get_text()
-    mosaic = figure.axes[1].images[0].get_array()
-    assert mosaic.shape[1] == filters.MAX_MAPS * 27 - 1
+    kernel = rng.normal(size=(3, 3, 1, filters.MAX_MAPS + 4))
+    figure = filters.feature_maps(rng.random((2, 28, 28, 1)), np.array([0, 1]), maps, kernel, "RdBu_r", "v")
+    assert f"of {filters.MAX_MAPS + 4}" in " ".join(figure._suptitle.get_text().split())
+    kernels_row, first_digit_maps = figure.axes[1].images[0].get_array(), figure.axes[3].images[0].get_array()
+    # The kernels sit in the same columns as their maps: input, kernel and output together.
+    assert kernels_row.shape[1] == first_digit_maps.shape[1] == filters.MAX_MAPS * 27 - 1
+    assert [label.get_text() for label in figure.axes[1].get_xticklabels()][:2] == ["#0", "#1"]
 
 
 def test_conv1_feature_maps_equal_the_keras_layer_output(tiny_prepared):

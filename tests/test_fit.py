@@ -1,4 +1,4 @@
-"""Tests for filterlab.training: the fit loop is reproducible and records conv1 from init to the end."""
+"""Tests for filterlab.training.fit: the fit loop is reproducible and records conv1 from init to the end."""
 
 import dataclasses
 
@@ -18,7 +18,7 @@ def params():
 
 @pytest.fixture
 def variant():
-    from filterlab.training.fit import VariantSpec
+    from filterlab.config.geometry import VariantSpec
 
     return VariantSpec(filters=4, kernel_size=5, stride=2)
 

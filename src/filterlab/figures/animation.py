@@ -1,0 +1,72 @@
+"""The evolution animation: one frame per epoch of every conv1 filter, as RGB arrays and a GIF.
+
+Pure: kernels in (Keras layout, epochs+1 x kh x kw x 1 x filters), uint8 frames or GIF
+bytes out; the filters stage writes them and logs the frames to MLflow's image slider.
+Frames are drawn straight through the colormap (no axes), so each weight is a block of
+exactly SCALE x SCALE pixels, with the epoch above and the colour scale below.
+"""
+
+import io
+
+import numpy as np
+
+from filterlab.figures.filters import COLUMNS, row_scales
+
+SCALE = 24  # pixels per weight: a 3x3 filter is a 72-pixel tile
+LABEL = 28  # pixels of the epoch line above the tiles
+BAR = 34  # pixels of the colour scale below them
+
+
+def _text(frame: np.ndarray, lines: list[tuple[tuple[int, int], str]]) -> np.ndarray:
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.fromarray(frame)
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=14)
+    for position, text in lines:
+        draw.text(position, text, fill=(0, 0, 0), font=font)
+    return np.asarray(image)
+
+
+def evolution_frames(kernels: np.ndarray, colormap: str) -> list[np.ndarray]:
+    """One uint8 RGB frame per epoch; each filter keeps its own scale (±max|w| over all epochs)."""
+    import matplotlib
+
+    n_epochs, kh, kw, _, n_filters = kernels.shape
+    scaled = kernels[:, :, :, 0, :] / row_scales(kernels)
+    columns = min(COLUMNS, n_filters)
+    rows = -(-n_filters // columns)
+    cmap = matplotlib.colormaps[colormap]
+    width = max((columns * (kw + 1) + 1) * SCALE, 320)  # room for the labels under narrow grids
+    bar = np.linspace(-1, 1, width - 40)
+    frames = []
+    for epoch in range(n_epochs):
+        # Grey separates the tiles (NaN, painted after the colormap).
+        grid = np.full((rows * (kh + 1) + 1, columns * (kw + 1) + 1), np.nan)
+        for f in range(n_filters):
+            r, c = divmod(f, columns)
+            top, left = 1 + r * (kh + 1), 1 + c * (kw + 1)
+            grid[top : top + kh, left : left + kw] = scaled[epoch, :, :, f]
+        tiles = cmap((grid + 1) / 2)[..., :3]
+        tiles[np.isnan(grid)] = 0.5
+        tiles = np.repeat(np.repeat(tiles, SCALE, axis=0), SCALE, axis=1)
+        frame = np.ones((LABEL + tiles.shape[0] + BAR, width, 3))
+        frame[LABEL : LABEL + tiles.shape[0], : tiles.shape[1]] = tiles
+        frame[-BAR + 4 : -BAR + 14, 20 : 20 + bar.size] = cmap((bar + 1) / 2)[np.newaxis, :, :3]
+        frame = np.round(frame * 255).astype(np.uint8)
+        frames.append(_text(frame, [
+            ((6, 6), f"epoch {epoch} of {n_epochs - 1}" + (" (init)" if epoch == 0 else "")),
+            ((6, frame.shape[0] - 20), "-max|w|"), ((width // 2 - 4, frame.shape[0] - 20), "0"),
+            ((width - 62, frame.shape[0] - 20), "+max|w|"),
+        ]))
+    return frames
+
+
+def gif_bytes(frames: list[np.ndarray], frame_ms: int) -> bytes:
+    """An endlessly looping GIF of the frames, `frame_ms` per frame."""
+    from PIL import Image
+
+    images = [Image.fromarray(frame) for frame in frames]
+    stream = io.BytesIO()
+    images[0].save(stream, format="GIF", save_all=True, append_images=images[1:], duration=frame_ms, loop=0)
+    return stream.getvalue()

@@ -1,0 +1,67 @@
+"""Learned filters beside the classic kernels they are nearest to; returns a matplotlib Figure.
+
+Pure: conv1's learned kernel (Keras layout, kh x kw x 1 x filters), the similarity report
+of `filterlab.kernels.similarity.compare_filters` and the bank in; a figure out. Each pair
+shows the learned filter and its nearest classic kernel class in the same (Keras) layout,
+the classic one scaled and signed to the learned filter so both share one colour scale.
+The strip below answers "more than chance?": every filter's similarity at init and
+learned, against the chance level of random filters drawn like the initialiser.
+"""
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from filterlab.figures.filters import COLUMNS, KERAS_LAYOUT, limit
+from filterlab.kernels.similarity import kernel_classes
+
+
+def _matched(learned: np.ndarray, unit: np.ndarray) -> np.ndarray:
+    """The class's unit kernel with the learned filter's sign and length: the closest copy of it."""
+    flat = learned.ravel()
+    return (float(flat @ unit) * unit).reshape(learned.shape)
+
+
+def learned_vs_classic(learned: np.ndarray, report: dict, bank: Mapping[str, object], colormap: str, variant: str):
+    from matplotlib.figure import Figure
+
+    classes = {c.name: c for c in kernel_classes(bank, learned.shape[:2])}
+    entries = report["per_filter"]
+    columns = min(COLUMNS, len(entries))
+    rows = -(-len(entries) // columns)
+    figure = Figure(figsize=(2.1 * columns, 1.35 * rows + 2.6), layout="constrained")
+    grid = figure.add_gridspec(rows + 1, columns, height_ratios=[1] * rows + [1.6])
+    for index, entry in enumerate(entries):
+        axes = figure.add_subplot(grid[index // columns, index % columns])
+        width = learned.shape[1]
+        axes.set_xticks([(width - 1) / 2, width + 1 + (width - 1) / 2], ["learned", "classic"], fontsize=6)
+        axes.tick_params(length=0)
+        axes.set_yticks([])
+        name, score = entry["learned"]["kernel"], entry["learned"]["similarity"]
+        mine = learned[:, :, 0, index]
+        classic = _matched(mine, classes[name].unit) if name else np.zeros_like(mine)
+        scale = limit(mine, classic)
+        gap = np.full((mine.shape[0], 1), np.nan)
+        axes.imshow(np.hstack([mine, gap, classic]), cmap=colormap, vmin=-scale, vmax=scale)
+        axes.set_title(f"#{index} | {name or 'none'}\nsimilarity {score:.2f}", fontsize=7)
+    strip = figure.add_subplot(grid[rows, :])
+    chance = report["chance"]
+    for row, moment in enumerate(("init", "learned")):
+        values = [entry[moment]["similarity"] for entry in entries]
+        strip.scatter(values, np.full(len(values), row) + np.linspace(-0.15, 0.15, len(values)), s=12,
+                      label=f"{moment}: mean {np.mean(values):.3f}")
+    strip.axvspan(0, chance["p95"], color="0.9", zorder=0,
+                  label=f"chance: below the 95th percentile ({chance['p95']:.3f})")
+    strip.axvline(chance["mean"], color="0.4", ls="--", label=f"chance mean {chance['mean']:.3f}")
+    strip.set(yticks=[0, 1], yticklabels=["init", "learned"], xlim=(0, 1.0), ylim=(-0.5, 1.5),
+              xlabel="similarity to the nearest classic kernel (|cosine|, 1 = same kernel up to scale and sign)")
+    strip.legend(fontsize=7, loc="lower left", ncols=2)
+    shift = report["shift"]
+    figure.suptitle(
+        f"{variant}: each learned filter | its nearest classic kernel ({KERAS_LAYOUT}), one colour scale per pair\n"
+        f"learned mean {report['similarity']['learned']['mean']:.3f} vs chance {chance['mean']:.3f}: "
+        f"effect size {shift['effect_size']:.1f} chance SDs, {100 * shift['above_chance_p95']:.0f}% of filters above "
+        "chance's 95th percentile",
+        fontsize=9,
+    )
+    return figure
