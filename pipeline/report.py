@@ -44,7 +44,7 @@ def render(args: argparse.Namespace) -> None:
     from filterlab.report import content, histories, page, plots, summary, tables  # NumPy after the pin
 
     context = {"epochs": train.epochs, "batch size": train.batch_size, "learning rate": train.learning_rate,
-               "seed": load_seed(params), "numerics": load_numerics(params),
+               "seed": load_seed(params), "seeds per variant": train.seeds, "numerics": load_numerics(params),
                "experiment": os.environ.get("DVC_EXP_NAME") or "workspace (dvc repro)",
                "commit": (git_commit() or "unknown")[:12]}
     results = content.collect(settings.title, train.grid, read_json_tree(args.metrics), read_json_tree(args.details),

@@ -16,7 +16,7 @@ from filterlab.config.sections import TrainParams
 from filterlab.core import stage
 from filterlab.core.errors import ParamError
 
-TRAIN_KEYS = ("epochs", "batch_size", "learning_rate", "block2_filters", "dropout", "threads")
+TRAIN_KEYS = ("epochs", "batch_size", "learning_rate", "block2_filters", "dropout", "threads", "seeds")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -72,7 +72,13 @@ def train(args: argparse.Namespace) -> None:
         digest = artifacts.write_filters(args.model_dir, result.kernels, bias, variant)
         run.set_tags({tracking.FILTERS_TAG: digest})
         run.log_artifacts(args.model_dir)
-        atomic.write_json(args.metrics, fit.headline_metrics(result, low, high))
+        headline = fit.headline_metrics(result, low, high)
+        if section.seeds > 1:  # replicates after the saved model, so seeds: 1 and the first seed agree exactly
+            accuracies, seconds = fit.replicates(data, variant, section, seed, result)
+            spread = stats.across_seeds(accuracies)
+            headline |= spread | {"train_seconds": round(seconds, 2)}
+            run.log_metrics({f"test_{key}": spread[key] for key in ("accuracy_seed_mean", "accuracy_seed_sd")})
+        atomic.write_json(args.metrics, headline)
         atomic.write_json(args.details, fit.details(result, data.y_test, section.epochs))
         atomic.write_text(args.history, fit.history_csv(result.history))
     print(f"{variant.name}: test_accuracy {result.test_accuracy:.4f} in {result.seconds:.1f} s", flush=True)

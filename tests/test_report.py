@@ -6,6 +6,7 @@ write, so the report is checked without training anything.
 
 import base64
 import io
+import json
 import re
 from pathlib import Path
 
@@ -33,6 +34,20 @@ def test_collect_sorts_by_accuracy_and_keeps_only_the_grid(tmp_path):
     assert by_name["f4_k3_s1"].similarity == {"init": 0.3, "learned": 0.6, "chance": 0.4}
     assert by_name["f4_k7_s1"].similarity is None and "no bank kernel" in by_name["f4_k7_s1"].similarity_note
     assert by_name["f8_k7_s1"].params_count == 8007 and content.is_bundled(results)
+
+
+def test_seed_replicates_show_as_mean_and_spread_only_when_there_are_any(tmp_path):
+    from filterlab.report import tables
+
+    metrics, details, _ = make_reports(tmp_path)
+    assert "across seeds" not in tables.variant_table(_collect(metrics, details)).headers
+    path = metrics / "train" / "f4_k3_s1.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | {"seeds": 3, "accuracy_seed_mean": 0.951,
+                                                               "accuracy_seed_sd": 0.004}))
+    table = tables.variant_table(_collect(metrics, details))
+    assert table.headers[-1] == "across seeds"
+    cells = {row[0][0]: row[-1][0] for row in table.rows}
+    assert cells["f4_k3_s1"] == "95.1 ± 0.4% (3 seeds)" and cells["f8_k7_s1"] == "–"
 
 
 def test_variants_are_compared_with_the_best_on_the_same_digits(tmp_path):

@@ -83,7 +83,7 @@ def test_stage_writes_declared_outputs_and_one_finished_run(tmp_path, tiny_npz, 
     seed = str(yaml.safe_load((ROOT / "params.yaml").read_text())["seed"])
     assert run.data.params == {"filters": "4", "kernel_size": "5", "stride": "2", "epochs": "2", "batch_size": "50",
                                "learning_rate": "0.01", "block2_filters": "8", "dropout": "0.2", "threads": "2",
-                               "seed": seed}
+                               "seeds": "1", "seed": seed}
     assert run.data.tags["data.source"] == "bundled" and run.data.tags["data.sha256"] == "0" * 64
     assert run.data.metrics["test_accuracy"] == pytest.approx(metrics["accuracy"], abs=1e-6)
     history = client.get_metric_history(run.info.run_id, "val_accuracy")
@@ -97,6 +97,27 @@ def test_stage_writes_declared_outputs_and_one_finished_run(tmp_path, tiny_npz, 
     assert [line.split(":")[0] for line in epoch_lines] == ["f4_k5_s2 epoch 1/2", "f4_k5_s2 epoch 2/2"]
     assert all("val_accuracy" in line and line.endswith(" s)") for line in epoch_lines)
     assert len(lines) <= 4  # no per-batch progress
+
+
+def test_seed_replicates_add_mean_and_spread_and_keep_the_first_seed(tmp_path, tiny_npz, mlflow_uri, params_file,
+                                                                    monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.chdir(tmp_path)
+    one, three = tmp_path / "one", tmp_path / "three"
+    assert load_stage("train").main(stage_args(one, params_file(TRAIN), tiny_npz)) == 0
+    assert load_stage("train").main(stage_args(three, params_file({**TRAIN, "train.seeds": 3}), tiny_npz)) == 0
+    single, replicated = (json.loads((root / "reports/metrics/train/f4_k5_s2.json").read_text())
+                          for root in (one, three))
+    # The first seed is the saved model: its numbers and files do not depend on how many replicates follow.
+    assert replicated["accuracy"] == single["accuracy"] and replicated["loss"] == single["loss"]
+    assert (one / "models/f4_k5_s2/filters.npz").read_bytes() == (three / "models/f4_k5_s2/filters.npz").read_bytes()
+    assert "seeds" not in single and replicated["seeds"] == 3
+    assert replicated["accuracy_seed_sd"] >= 0 and 0 < replicated["accuracy_seed_mean"] <= 1
+    assert replicated["train_seconds"] > single["train_seconds"] * 1.5  # three fits, not one
+    client = MlflowClient(tracking_uri=mlflow_uri)
+    runs = client.search_runs([client.get_experiment_by_name("train").experiment_id], "params.seeds = '3'")
+    assert runs[0].data.metrics["test_accuracy_seed_mean"] == pytest.approx(replicated["accuracy_seed_mean"])
 
 
 @pytest.mark.parametrize(

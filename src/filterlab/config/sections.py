@@ -73,6 +73,7 @@ class TrainParams:
     block2_filters: int = spec("an integer in [1, 1024]", lambda v: 1 <= v <= 1024)
     dropout: float = spec("a number in [0, 1)", lambda v: 0 <= v < 1)
     threads: int = spec("an integer in [0, 256]; 0 lets TensorFlow choose", lambda v: 0 <= v <= 256)
+    seeds: int = spec("an integer in [1, 20]: how many seeds train each variant", lambda v: 1 <= v <= 20)
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,8 @@ def evolution_strip(kernels: np.ndarray, epochs: np.ndarray, colormap: str, vari
     for f in range(n_filters):
         for e in range(n_epochs):
             mosaic[f * (kh + 1) : f * (kh + 1) + kh, e * (kw + 1) : e * (kw + 1) + kw] = scaled[e, :, :, f]
-    figure = _figure(1.2 + 0.5 * n_epochs, 1.2 + 0.3 * n_filters * (kh + 1) / (kw + 1))
+    width = max(4.0, 1.2 + 0.5 * n_epochs)  # short runs still leave room for the title and colour bar
+    figure = _figure(width, 1.2 + 0.3 * n_filters * (kh + 1) / (kw + 1))
     axes = figure.subplots()
     image = axes.imshow(mosaic, cmap=colormap, vmin=-1, vmax=1, interpolation="nearest")
     axes.set_xticks([e * (kw + 1) + (kw - 1) / 2 for e in range(n_epochs)], [str(int(e)) for e in epochs])
@@ -87,9 +88,9 @@ def evolution_strip(kernels: np.ndarray, epochs: np.ndarray, colormap: str, vari
     axes.tick_params(labelsize=7)
     axes.set_xlabel("epoch (0 = at init)")
     figure.colorbar(image, ax=axes, shrink=0.6, label="w / max|w| of its row")
-    axes.set_title(
-        f"{variant}: {KERAS_LAYOUT} per epoch\none colour scale per filter (row) over all epochs", fontsize=9
-    )
+    axes.set_title(wrapped(
+        f"{variant}: {KERAS_LAYOUT} per epoch\none colour scale per filter (row) over all epochs", width - 1.0, 9),
+        fontsize=9)
     return figure
 
 

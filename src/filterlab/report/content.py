@@ -50,6 +50,9 @@ class Variant(Model):
     stride: int = 0
     similarity: Mapping[str, float] | None = None  # init, learned, chance means; None with `similarity_note`
     similarity_note: str = ""
+    seeds: int = 1  # train.seeds: above 1, the test accuracy's mean and spread across seed replicates
+    seed_mean: float | None = None
+    seed_sd: float | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,13 @@ def _headline(path: str, payload: Any) -> dict:
     return {field: float(payload[key]) for key, field in HEADLINE_KEYS.items()}
 
 
+def _spread(payload: Mapping[str, Any]) -> dict:
+    if "accuracy_seed_mean" not in payload:
+        return {}
+    return {"seeds": int(payload["seeds"]), "seed_mean": float(payload["accuracy_seed_mean"]),
+            "seed_sd": float(payload["accuracy_seed_sd"])}
+
+
 def _compare(best: list[bool] | None, mine: list[bool] | None) -> dict:
     if best is None or mine is None or len(best) != len(mine):
         return {"tied_with_best": None, "p_value": None}
@@ -112,7 +122,8 @@ def collect(title: str, grid: GridParams, metrics: Mapping[str, Any], details: M
     rows = []
     for spec in grid.variants():
         headline = _headline(f"train/{spec.name}.json", metrics.get(f"train/{spec.name}.json"))
-        rows.append((spec, headline, details.get(f"train/{spec.name}.json")))
+        spread = _spread(metrics.get(f"train/{spec.name}.json"))
+        rows.append((spec, headline | spread, details.get(f"train/{spec.name}.json")))
     rows.sort(key=lambda row: (-row[1]["test_accuracy"], row[0].name))
     best_correct = _correct(rows[0][2])
     variants = []

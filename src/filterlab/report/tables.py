@@ -8,7 +8,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 
-from filterlab.report.content import NOT_RUN, Model, Results, figure_choice, fmt, interval, pct
+from filterlab.report.content import NOT_RUN, Model, Results, Variant, figure_choice, fmt, interval, pct
 
 TIED = "tied with best"
 
@@ -49,7 +49,16 @@ def variant_table(results: Results) -> Table:
         ))
     headers = ("variant", "filters", "kernel", "stride", "params", "test accuracy", "95% interval", "vs best",
                "train s", "similarity init", "similarity learned", "chance")
+    if any(v.seed_mean is not None for v in results.variants):  # train.seeds > 1
+        headers += ("across seeds",)
+        rows = [row + (_across(v),) for row, v in zip(rows, results.variants, strict=True)]
     return Table(headers, tuple(rows))
+
+
+def _across(v: Variant) -> tuple[str, float]:
+    if v.seed_mean is None:
+        return "–", -math.inf
+    return f"{100 * v.seed_mean:.1f} ± {100 * v.seed_sd:.1f}% ({v.seeds} seeds)", v.seed_mean
 
 
 def baseline_table(results: Results) -> Table | None:

@@ -46,6 +46,15 @@ def discordant(first: Sequence[bool], second: Sequence[bool]) -> tuple[int, int]
     return only_first, only_second
 
 
+def across_seeds(accuracies: Sequence[float]) -> dict:
+    """Mean and sample standard deviation of one variant's test accuracy over its seed replicates."""
+    if len(accuracies) < 2:
+        raise ValueError("a spread across seeds needs at least two replicates")
+    mean = sum(accuracies) / len(accuracies)
+    sd = math.sqrt(sum((a - mean) ** 2 for a in accuracies) / (len(accuracies) - 1))
+    return {"seeds": len(accuracies), "accuracy_seed_mean": round(mean, 6), "accuracy_seed_sd": round(sd, 6)}
+
+
 def tied_with(best: Sequence[bool], other: Sequence[bool], alpha: float = ALPHA) -> tuple[bool, float]:
     """Whether `other` is statistically indistinguishable from `best` on the same digits, and the p-value."""
     p = mcnemar_exact(*discordant(best, other))
