@@ -22,7 +22,8 @@ STAGE_KERNELS = ["sobel_x", "sobel_y"]  # one family: four fits cover all four k
 @pytest.fixture
 def train_params():
     grid = GridParams(filters=(8,), kernel_size=(3,), stride=(1,))
-    return TrainParams(grid=grid, epochs=1, batch_size=50, learning_rate=0.01, block2_filters=4, dropout=0.2, threads=2)
+    return TrainParams(grid=grid, epochs=1, batch_size=50, learning_rate=0.01, block2_filters=4, dropout=0.2,
+                       threads=2, seeds=1)
 
 
 def test_plan_has_every_kind_with_padded_sizes():
