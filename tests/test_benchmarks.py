@@ -42,3 +42,16 @@ def test_throughput_benchmark_times_both_arms_of_the_same_model(tiny_prepared, m
     assert result["training_throughput"]["train_images"] == len(tiny_prepared.x_train)
     assert result["training_throughput"]["ratio_ours_to_bare"]["n"] == 1
     assert result["mlflow_logging"]["tracking_seconds"]["median"] > 0
+
+
+def test_pipeline_benchmark_charges_each_stage_until_the_next_one_starts(tmp_path):
+    import whole_run as bench
+
+    script = ("import time\nprint(\"Running stage 'download':\", flush=True)\ntime.sleep(0.3)\n"
+              "print('some output', flush=True)\nprint(\"Running stage 'train@8-3-1':\", flush=True)\n")
+    wall, stages, output = bench.timed_repro([sys.executable, "-c", script], tmp_path, {})
+    assert list(stages) == ["download", "train@8-3-1"] and "some output" in output
+    assert stages["download"] >= 0.3 and sum(stages.values()) <= wall
+    assert [bench.kind(name) for name in stages] == ["download", "train"]
+    with pytest.raises(RuntimeError, match="failed"):
+        bench.timed_repro([sys.executable, "-c", "raise SystemExit(3)"], tmp_path, {})

@@ -1,0 +1,119 @@
+"""The whole run: a from-scratch `dvc repro` against the fits inside it, then the no-op median.
+
+Works in a temp copy of the repo's git-tracked files (its own DVC cache and MLflow store),
+so this checkout's dvc.lock and metrics never change; merges its figures into
+reports/benchmarks.json (or --out) under "pipeline". The stages see this process's
+environment, so `MNIST_MIRROR=<dir> python benchmarks/whole_run.py` measures full MNIST.
+
+    python benchmarks/whole_run.py                 # about 12 minutes on 2 cores, offline data
+    MNIST_MIRROR=/srv/mnist python benchmarks/whole_run.py
+
+Per-stage seconds come from timestamping DVC's "Running stage '<name>'" lines as they are
+printed: a stage's wall time runs from its line to the next one (or to the end of the
+run), so it includes DVC's own bookkeeping for that stage. Fit seconds are what the stages
+themselves wrote (`train_seconds` of every grid variant and baseline).
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+REPO = Path(__file__).resolve().parents[1]
+
+from measure import summary, timed  # benchmarks/ is not a package: its siblings by name
+from overhead import _env, copy_repo
+
+STAGE_LINE = re.compile(r"^Running stage '([^']+)'")
+
+
+def kind(stage: str) -> str:
+    """`train@8-3-1` -> `train`: what the per-kind seconds are grouped by."""
+    return stage.split("@", 1)[0]
+
+
+def timed_repro(command: list[str], copy: Path, env: dict) -> tuple[float, dict[str, float], str]:
+    """Wall seconds of `command` (`dvc repro`), seconds per stage it announced, and its output."""
+    started = time.perf_counter()
+    marks: list[tuple[str, float]] = []
+    lines = []
+    with subprocess.Popen(command, cwd=copy, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as process:
+        for line in process.stdout:
+            lines.append(line)
+            if match := STAGE_LINE.match(line):
+                marks.append((match.group(1), time.perf_counter()))
+    wall = time.perf_counter() - started
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}):\n{''.join(lines[-40:])}")
+    ends = [at for _name, at in marks[1:]] + [started + wall]
+    return wall, {name: end - at for (name, at), end in zip(marks, ends, strict=True)}, "".join(lines)
+
+
+def fit_seconds(copy: Path) -> dict[str, float]:
+    """The stages' own fit seconds, by kind: every grid variant and every baseline."""
+    totals = {}
+    for folder in ("train", "baselines"):
+        files = sorted((copy / "reports" / "metrics" / folder).glob("*.json"))
+        totals[folder] = sum(json.loads(path.read_text())["train_seconds"] for path in files)
+    return totals
+
+
+def measure(repo: Path, repeats: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="filterlab-bench-pipeline-") as temp:
+        copy = copy_repo(repo, Path(temp))
+        env = _env(Path(temp))
+        env.pop("FILTERLAB_SWEEP_ID", None)
+        dvc = str(Path(sys.executable).parent / "dvc")
+        wall, stages, _output = timed_repro([dvc, "repro"], copy, env)
+        fits = fit_seconds(copy)
+        source = json.loads((copy / "reports" / "details" / "data.json").read_text()).get("source", "unknown")
+        noop = [timed(lambda: subprocess.run([dvc, "repro"], cwd=copy, env=env, check=True, capture_output=True))
+                for _ in range(repeats + 1)]
+    per_kind: dict[str, list[float]] = defaultdict(list)
+    for stage, seconds in stages.items():
+        per_kind[kind(stage)].append(seconds)
+    fit_total = sum(fits.values())
+    return {
+        "data_source": source,
+        "mnist_mirror": bool(os.environ.get("MNIST_MIRROR")),
+        "stages_run": len(stages),
+        "wall_seconds": round(wall, 1),
+        "fit_seconds": {key: round(value, 1) for key, value in fits.items()} | {"total": round(fit_total, 1)},
+        "overhead_seconds": round(wall - fit_total, 1),
+        "overhead_share": round((wall - fit_total) / wall, 3),
+        "seconds_per_stage_kind": {name: {"stages": len(values), "total": round(sum(values), 1),
+                                          "mean": round(sum(values) / len(values), 2)}
+                                   for name, values in per_kind.items()},
+        "stage_seconds": {name: round(seconds, 2) for name, seconds in stages.items()},
+        "noop_repro_seconds": summary(noop[1:]),  # the first fills DVC's state database: a warm-up
+        "targets": {"overhead_share": "<= 0.30 offline, <= 0.10 on full MNIST", "wall_seconds": "<= 360 offline",
+                    "noop_repro_seconds": "median <= 2"},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "reports" / "benchmarks.json")
+    parser.add_argument("--repeats", type=int, default=5, help="no-op `dvc repro` repetitions after a warm-up")
+    args = parser.parse_args()
+    result = measure(REPO, args.repeats)
+    previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    tmp = args.out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(previous | {"pipeline": result}, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, args.out)
+    kinds = ", ".join(f"{name} {entry['mean']:.1f} s" for name, entry in result["seconds_per_stage_kind"].items())
+    print(f"from-scratch dvc repro: {result['wall_seconds']:.0f} s for {result['fit_seconds']['total']:.0f} s of fits"
+          f" ({100 * result['overhead_share']:.0f}% overhead; target <= 30%)\nper stage: {kinds}\n"
+          f"no-op dvc repro: median {result['noop_repro_seconds']['median']:.2f} s (target <= 2 s)")
+
+
+if __name__ == "__main__":
+    main()
