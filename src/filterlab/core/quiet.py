@@ -3,16 +3,20 @@
 TensorFlow's C++ side writes straight to file descriptor 2, before and beside any Python
 logging, and TF_CPP_MIN_LOG_LEVEL does not reach all of it: every stage printed an absl
 banner and a oneDNN notice at import, and one `use_unbounded_threadpool` error per epoch.
-`install` routes fd 2 through a pipe and drops exactly the lines in NOISE; everything else,
-real errors included, passes through unchanged and in order. Set FILTERLAB_TF_LOG=1 to see
+`install` routes fd 2 through a pipe to a small forked filter process that drops exactly
+the lines in NOISE; everything else, real errors included, passes through unchanged and
+in order. The filter is a process, not a thread, so a stage that crashes or is killed
+still has everything it wrote drained to the real stderr. Set FILTERLAB_TF_LOG=1 to see
 everything.
 """
 
 import atexit
+import contextlib
 import os
 import re
+import signal
 import sys
-import threading
+import time
 
 NOISE = tuple(re.compile(pattern) for pattern in (
     r"^WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR$",
@@ -27,35 +31,58 @@ def is_noise(line: str) -> bool:
     return any(pattern.search(line) for pattern in NOISE)
 
 
-def _pump(source: int, target: int) -> None:
-    with os.fdopen(source, "rb", buffering=0) as pipe:
-        pending = b""
-        while chunk := pipe.read(65536):
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            kept = [line + b"\n" for line in lines if not is_noise(line.decode("utf-8", "replace"))]
-            if kept:
-                os.write(target, b"".join(kept))
-        if pending and not is_noise(pending.decode("utf-8", "replace")):
-            os.write(target, pending)
+def pump(source: int, target: int) -> None:
+    """Copy lines from `source` to `target` until every writer has closed, dropping the noise."""
+    pending = b""
+    while chunk := os.read(source, 65536):
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        kept = [line + b"\n" for line in lines if not is_noise(line.decode("utf-8", "replace"))]
+        if kept:
+            os.write(target, b"".join(kept))
+    if pending and not is_noise(pending.decode("utf-8", "replace")):
+        os.write(target, pending)
+
+
+def _filter_process(read_end: int, target: int) -> None:
+    # Ctrl-C and SIGTERM reach the whole process group: the filter outlives them and stops
+    # only at end of file, once the stage (and anything it started) has closed fd 2.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    status = 0
+    try:
+        pump(read_end, target)
+    except OSError:
+        status = 1
+    os._exit(status)
 
 
 def install() -> None:
-    """Filter fd 2 for the rest of this process (a stage's script entry only, never a test process)."""
-    if os.environ.get("FILTERLAB_TF_LOG") == "1":
+    """Filter fd 2 for the rest of this process (a stage's script entry only, never a test process).
+
+    Must run before any thread starts (it forks): stage.entry calls it first thing.
+    """
+    if os.environ.get("FILTERLAB_TF_LOG") == "1" or not hasattr(os, "fork"):
         return
     sys.stderr.flush()
-    original = os.dup(2)
     read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.close(write_end)
+        _filter_process(read_end, 2)
+    os.close(read_end)
+    original = os.dup(2)
     os.dup2(write_end, 2)
     os.close(write_end)
-    pump = threading.Thread(target=_pump, args=(read_end, original), name="filterlab-quiet", daemon=True)
-    pump.start()
 
     def restore() -> None:
-        # Closing our copy of the pipe's write end lets the pump drain what is left and stop.
+        # Our fd 2 was the pipe's last writer (children aside): closing it lets the filter drain and exit.
         sys.stderr.flush()
         os.dup2(original, 2)
-        pump.join(timeout=5)
+        # Bounded: a process this stage started may still hold the pipe; the filter then ends with it.
+        deadline = time.monotonic() + 5
+        with contextlib.suppress(ChildProcessError):
+            while os.waitpid(child, os.WNOHANG) == (0, 0) and time.monotonic() < deadline:
+                time.sleep(0.01)
 
     atexit.register(restore)
