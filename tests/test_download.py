@@ -203,7 +203,7 @@ def test_auto_offline_falls_back_to_the_bundled_subset(tmp_path, closed_port_url
     dest.mkdir()
     manifest, warning = raw.obtain(data_params("auto", [closed_port_url]), dest, expected=expected,
                                    progress=False, sleep=lambda seconds: None)
-    assert warning.startswith("WARNING: no MNIST mirror reachable; using the bundled 5,000-digit subset")
+    assert warning.startswith("WARNING: no MNIST mirror delivered verified files; using the bundled 5,000-digit subset")
     assert "\n" not in warning and closed_port_url in warning
     assert manifest["source"] == "bundled" and manifest["test_split"] == "stratified hold-out of train"
     assert manifest["counts"] == {"train": 5000, "test": None}
@@ -255,7 +255,7 @@ def test_stage_offline_auto_warns_once_and_writes_the_bundled_folder(tmp_path, c
     params = params_file(_data_overrides("auto", [closed_port_url]))
     assert load_stage("download").main(["--params", str(params), "--out", str(out)]) == 0
     err = capsys.readouterr().err
-    assert len(err.splitlines()) == 1 and err.startswith("WARNING: no MNIST mirror reachable")
+    assert len(err.splitlines()) == 1 and err.startswith("WARNING: no MNIST mirror delivered verified files")
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["source"] == "bundled" and len(manifest["bundled_csv_sha256"]) == 64
     assert sorted(path.name for path in out.iterdir()) == sorted([*manifest["files"], "manifest.json"])
