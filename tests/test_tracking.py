@@ -181,3 +181,101 @@ def test_processes_racing_on_a_fresh_database_both_succeed(tmp_path):
     with sqlite3.connect(tmp_path / "fresh" / "mlflow.db") as db:
         tables = {row[0] for row in db.execute("select name from sqlite_master where type='table'")}
     assert {"experiments", "runs", "metrics", "params", "tags"} <= tables
+
+
+def _tables(path):
+    with sqlite3.connect(path) as db:
+        return {row[0] for row in db.execute("select name from sqlite_master where type='table'")}
+
+
+def test_disk_full_while_creating_the_database_leaves_nothing_half_made(tmp_path, monkeypatch):
+    """The tmpfs case: MLflow's first tables are written, then sqlite reports the disk full mid-migration."""
+    import mlflow.store.db.utils as db_utils
+
+    from filterlab.core.errors import DiskFull
+
+    def full(engine):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    db_path = tmp_path / "store" / "mlflow.db"
+    monkeypatch.setattr(db_utils, "_upgrade_db", full)
+    with pytest.raises(DiskFull) as caught:
+        tracking.ensure_database(f"sqlite:///{db_path}")
+    assert str(caught.value).startswith(f"{db_path}: no space left on the device") and "\n" not in str(caught.value)
+    assert sorted(p.name for p in db_path.parent.iterdir()) == ["mlflow.db.lock"]  # no half-made store, no temp
+    monkeypatch.undo()  # space freed: the next stage creates the store and logs to it
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db_path}")
+    monkeypatch.setenv("FILTERLAB_SWEEP_ID", "test-sweep")
+    with tracking.start_run("unit", "after-disk-full") as run:
+        run.log_metrics({"loss": 1.0})
+    assert _run(run.run_id).info.status == "FINISHED"
+
+
+def test_a_half_made_store_is_set_aside_and_rebuilt_with_one_line(tmp_path, capsys):
+    """What disk-full left before this fix: MLflow's tables but no schema version (it then failed for good)."""
+    db_path = tmp_path / "mlflow.db"
+    with sqlite3.connect(db_path) as db:
+        db.execute("create table experiments (experiment_id integer)")
+        db.execute("create table evaluation_datasets (dataset_uuid text)")
+        db.execute("create table alembic_version (version_num varchar(32))")
+    tracking.ensure_database(f"sqlite:///{db_path}")
+    err = capsys.readouterr().err
+    ours = [line for line in err.splitlines() if "mlflow.store" not in line]  # MLflow logs its migrations itself
+    assert len(ours) == 1 and ours[0].startswith("warning: ") and "was half-created" in ours[0], err
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("mlflow.db.half-made-")]
+    assert len(kept) == 1 and _tables(kept[0]) == {"experiments", "evaluation_datasets", "alembic_version"}
+    assert {"experiments", "runs", "metrics", "evaluation_datasets"} <= _tables(db_path)
+
+
+def test_a_corrupt_store_is_one_line(tmp_path):
+    from filterlab.core.errors import TrackingError
+
+    db_path = tmp_path / "mlflow.db"
+    db_path.write_bytes(b"this is not an sqlite database, it was overwritten by accident\n" * 100)
+    with pytest.raises(TrackingError) as caught:
+        tracking.ensure_database(f"sqlite:///{db_path}")
+    message = str(caught.value)
+    assert message.startswith(f"{db_path}: not a usable MLflow database") and "\n" not in message, message
+    assert db_path.read_bytes().startswith(b"this is not")  # kept for the user to look at
+
+
+def test_disk_full_while_logging_is_one_line_naming_the_store(mlflow_uri, monkeypatch):
+    import mlflow
+
+    from filterlab.core.errors import DiskFull
+
+    def full(*args, **kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    with pytest.raises(DiskFull, match=r"mlflow\.db: no space left on the device"):
+        with tracking.start_run("unit", "full") as run:
+            monkeypatch.setattr(mlflow, "log_metrics", full)
+            run.log_metrics({"loss": 1.0})
+    assert _run(run.run_id).info.status == "FAILED"
+
+
+def test_a_run_left_running_by_kill_9_is_marked_killed_by_the_next_run(mlflow_uri, capsys):
+    from mlflow.tracking import MlflowClient
+
+    from filterlab.core import lifeline
+
+    code = ("import os, signal\nfrom filterlab.core import tracking\n"
+            "with tracking.start_run('unit', 'f8_k3_s1') as run:\n"
+            "    print(run.run_id, flush=True)\n    os.kill(os.getpid(), signal.SIGKILL)\n")
+    killed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            env={**os.environ})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    dead_id = killed.stdout.split()[0]
+    assert _run(dead_id).info.status == "RUNNING"
+    client = MlflowClient(mlflow_uri)
+    # A live process's run of the same name (this test process) and another variant's dead run stay RUNNING.
+    experiment = client.get_experiment_by_name("unit").experiment_id
+    live = client.create_run(experiment, tags={tracking.RUN_TAG: "f8_k3_s1", **lifeline.identity()})
+    other = client.create_run(experiment, tags={**_run(dead_id).data.tags, tracking.RUN_TAG: "f8_k3_s2"})
+    with tracking.start_run("unit", "f8_k3_s1") as run:
+        pass
+    assert _run(dead_id).info.status == "KILLED"
+    assert _run(run.run_id).info.status == "FINISHED"
+    assert _run(live.info.run_id).info.status == "RUNNING" and _run(other.info.run_id).info.status == "RUNNING"
+    err = capsys.readouterr().err
+    assert f"({dead_id}) was left RUNNING by process" in err and err.count("marked KILLED") == 1

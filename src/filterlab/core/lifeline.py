@@ -8,6 +8,7 @@ that does not exec its last command stays between DVC and the stage, so its deat
 would never come: for that case a daemon thread watches the first ancestor that is
 not a shell and sends this process SIGTERM once that ancestor is gone. Either way
 SIGTERM then runs the stage's own clean-up (temp folders removed, run marked KILLED).
+`identity` and `alive` let the next run tell a run left RUNNING by `kill -9` from a live one.
 """
 
 import contextlib
@@ -69,3 +70,34 @@ def install(signum: int = signal.SIGTERM) -> None:
     target = owner()
     if target is not None and target.pid != parent:
         threading.Thread(target=_watch, args=(target, signum), name="lifeline", daemon=True).start()
+
+
+HOST_TAG, PID_TAG, STARTED_TAG = "filterlab.host", "filterlab.pid", "filterlab.pid_started"
+
+
+def identity() -> dict[str, str]:
+    """Tags that let a later process tell whether this one still runs: host, pid, and the pid's start time."""
+    import socket
+
+    import psutil
+
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()),
+            STARTED_TAG: f"{psutil.Process().create_time():.2f}"}
+
+
+def alive(tags: dict[str, str]) -> bool | None:
+    """Whether the process named by `identity` tags still runs; None when it cannot be told (other host, no tags)."""
+    import socket
+
+    import psutil
+
+    if tags.get(HOST_TAG) != socket.gethostname() or not tags.get(PID_TAG, "").isdigit():
+        return None
+    try:
+        started = psutil.Process(int(tags[PID_TAG])).create_time()
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:
+        return None
+    # The same pid with another start time is a new process that reused the number.
+    return abs(started - float(tags.get(STARTED_TAG) or started)) < 1.0

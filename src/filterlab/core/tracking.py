@@ -10,17 +10,21 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from filterlab.core.errors import Terminated
+from filterlab.core import lifeline, store
+from filterlab.core.errors import DiskFull, Terminated, TrackingError, is_disk_full
 
 SWEEP_ENV = "FILTERLAB_SWEEP_ID"
 SWEEP_TAG = "filterlab.sweep_id"
 # sha256 of the variant's filters.npz: how the filters stage finds the run that trained it.
 FILTERS_TAG = "filterlab.filters_sha256"
+# The run's name without the sweep: what "the same stage and variant" means when settling dead runs.
+RUN_TAG = "filterlab.run"
 
 
 def repo_root(start: str | os.PathLike | None = None) -> Path:
@@ -68,22 +72,75 @@ def ensure_database(uri: str) -> None:
     """Create or migrate a sqlite store under an exclusive lock, before any run logs to it.
 
     Two processes opening a fresh database at once would both run the schema
-    migrations; the lock makes the first one create it and the others wait.
+    migrations; the lock makes the first one create it and the others wait. A new
+    database is built beside the final path and renamed into place, so a full disk or
+    a kill mid-migration never leaves a half-made store (which MLflow would then try to
+    migrate again, failing on `table ... already exists` for good).
     """
-    from mlflow.tracking import MlflowClient
-
     if not uri.startswith("sqlite:///"):
         return
     db_path = Path(uri.removeprefix("sqlite:///"))
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{db_path}.lock", "w") as lock:
-        try:
-            import fcntl
+    with _disk_guard(db_path):
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(f"{db_path}.lock", "w") as lock:
+            try:
+                import fcntl
 
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        except ImportError:  # no flock on Windows: accept the (rare) race there
-            pass
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            except ImportError:  # no flock on Windows: accept the (rare) race there
+                pass
+            found = store.state(db_path)
+            if found == store.HALF_MADE:
+                store.set_aside(db_path)
+                found = store.ABSENT
+            if found == store.ABSENT:
+                store.build(db_path, _migrate)
+            _check_schema(uri, db_path)
+
+
+def _migrate(uri: str) -> None:
+    """Create MLflow's tables at `uri`, then let go of the engine: the file is about to be renamed."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    created = SqlAlchemyStore(uri, (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri())
+    created.engine.dispose()
+    SqlAlchemyStore._engine_map.pop(uri, None)
+
+
+def _check_schema(uri: str, db_path: Path) -> None:
+    """Open the store as every stage will; a schema from another MLflow version is one line."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
         MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except MlflowException as error:
+        if is_disk_full(error):
+            raise
+        first = " ".join(str(error.message).split()).split(". ")[0]
+        raise TrackingError(f"{db_path}: {first}; run `mlflow db upgrade {uri}` or move the file away") from None
+
+
+@contextlib.contextmanager
+def _disk_guard(db_path: Path) -> Iterator[None]:
+    """A full disk anywhere in MLflow (sqlite's "database or disk is full", ENOSPC on an artifact) is one line."""
+    try:
+        yield
+    except DiskFull:
+        raise
+    except Exception as error:
+        if not is_disk_full(error):
+            raise
+        filled = next((e.filename for e in _chain(error) if isinstance(e, OSError) and e.filename), None)
+        raise DiskFull(filled or db_path) from None
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
 
 
 def artifact_root(uri: str, experiment: str) -> str | None:
@@ -135,8 +192,9 @@ def run_label() -> str:
 class Run:
     """The handle a stage logs through; counts the seconds spent in MLflow calls."""
 
-    def __init__(self, mlflow_module: Any, run: Any):
+    def __init__(self, mlflow_module: Any, run: Any, db_path: Path | None = None):
         self._mlflow = mlflow_module
+        self._db_path = db_path or Path("the tracking store")
         self.run_id: str = run.info.run_id
         self.experiment_id: str = run.info.experiment_id
         self.seconds = 0.0
@@ -145,7 +203,8 @@ class Run:
     def _timed(self) -> Iterator[None]:
         started = time.perf_counter()
         try:
-            yield
+            with _disk_guard(self._db_path):
+                yield
         finally:
             self.seconds += time.perf_counter() - started
 
@@ -195,24 +254,30 @@ def start_run(
     """Open a run named after `run_name` and this sweep; it always ends FINISHED, FAILED or KILLED.
 
     SIGTERM is turned into `Terminated` while the run is open, so a killed stage marks
-    its run KILLED (as Ctrl-C does) instead of leaving it RUNNING forever.
+    its run KILLED (as Ctrl-C does) instead of leaving it RUNNING forever; a run that
+    `kill -9` left RUNNING is marked KILLED by the next run of the same name.
     """
     import mlflow
 
     uri = tracking_uri()
+    db_path = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else Path("the tracking store")
     ensure_database(uri)
-    mlflow.set_tracking_uri(uri)
-    use_experiment(mlflow, experiment, uri)
-    origin = {
-        SWEEP_TAG: sweep_id(),
-        "mlflow.source.git.commit": git_commit(),
-        "dvc.stage": os.environ.get("DVC_STAGE"),
-        "dvc.exp_name": os.environ.get("DVC_EXP_NAME"),
-    }
-    all_tags = {**origin, **(tags or {})}
-    # "f8_k3_s1 (dvc-20261125T001200-4242)": one name per variant per sweep, never ten runs called f8_k3_s1.
-    active = mlflow.start_run(run_name=f"{run_name} ({run_label()})")
-    handle = Run(mlflow, active)
+    with _disk_guard(db_path):
+        mlflow.set_tracking_uri(uri)
+        use_experiment(mlflow, experiment, uri)
+        origin = {
+            SWEEP_TAG: sweep_id(),
+            "mlflow.source.git.commit": git_commit(),
+            "dvc.stage": os.environ.get("DVC_STAGE"),
+            "dvc.exp_name": os.environ.get("DVC_EXP_NAME"),
+            RUN_TAG: run_name,
+            **lifeline.identity(),
+        }
+        all_tags = {**origin, **(tags or {})}
+        mark_dead_runs(mlflow.tracking.MlflowClient(uri), experiment, run_name)
+        # "f8_k3_s1 (dvc-20261125T001200-4242)": one name per variant per sweep, never ten runs called f8_k3_s1.
+        active = mlflow.start_run(run_name=f"{run_name} ({run_label()})")
+    handle = Run(mlflow, active, db_path)
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     status = "FAILED"
     try:
@@ -226,7 +291,30 @@ def start_run(
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
-        mlflow.end_run(status=status)
+        with _disk_guard(db_path):
+            mlflow.end_run(status=status)
+
+
+def mark_dead_runs(client: Any, experiment: str, run_name: str) -> list[str]:
+    """Mark KILLED the RUNNING runs of the same stage and variant whose process is gone; their ids.
+
+    `kill -9` (or a lost machine) leaves no chance to end a run, so the next run of the
+    same name settles it: a run is dead when its host is this host and its pid is not
+    the process that started it (`lifeline.alive`). Runs from other hosts, or without
+    the tags, are left alone: whether they still run cannot be told from here.
+    """
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    query = f"attributes.status = 'RUNNING' and tags.`{RUN_TAG}` = '{run_name}'"
+    settled = []
+    for run in client.search_runs([found.experiment_id], filter_string=query, max_results=100):
+        if lifeline.alive(run.data.tags) is False:
+            client.set_terminated(run.info.run_id, status="KILLED")
+            settled.append(run.info.run_id)
+            print(f"note: run {run.info.run_name} ({run.info.run_id}) was left RUNNING by process "
+                  f"{run.data.tags.get(lifeline.PID_TAG)}, which is gone; marked KILLED", file=sys.stderr)
+    return settled
 
 
 class FinishedRun:
