@@ -86,11 +86,11 @@ def test_the_summary_renders_the_title_and_source_as_plain_text(tmp_path):
     import dataclasses
 
     metrics, details, _ = make_reports(tmp_path)
-    results = dataclasses.replace(content.collect(HOSTILE_TITLE, GRID, loaded_metrics(metrics), loaded_metrics(details)),
-                                  data_source="mirror:file:///m/`<img src=x onerror=alert(1)>`/")
+    collected = content.collect(HOSTILE_TITLE, GRID, loaded_metrics(metrics), loaded_metrics(details))
+    results = dataclasses.replace(collected, data_source="mirror:file:///m/`<img src=x onerror=alert(1)>`/")
     lines = summary.render_markdown(results, [], []).splitlines()
-    assert lines[0] == ("# Results \\!\\[x\\]\\(https://evil.example/p.png\\) \\&lt;img src=x onerror=alert\\(1\\)\\&gt; "
-                        "cc @\u2060team \\#\\# \\# Owned")
+    assert lines[0] == ("# Results \\!\\[x\\]\\(https://evil.example/p.png\\) "
+                        "\\&lt;img src=x onerror=alert\\(1\\)\\&gt; cc @\u2060team \\#\\# \\# Owned")
     assert lines[2] == r"**Data source:** mirror:file:///m/\`\<img src=x onerror=alert\(1\)\>\`/"
     assert sum(line.startswith("# ") for line in lines) == 1
 
