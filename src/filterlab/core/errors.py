@@ -6,6 +6,7 @@ raises one of these, so `filterlab.stage.run` can print it without a traceback.
 
 import errno
 import os
+import signal
 
 
 class FilterlabError(Exception):
@@ -65,4 +66,8 @@ class Terminated(BaseException):
 
     def __init__(self, signum: int):
         self.signum = signum
-        super().__init__(f"terminated by signal {signum}")
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
+        super().__init__(f"terminated by {name}")
