@@ -2,7 +2,8 @@
 a run-time failure is undone by the one documented command, and a stage dies with its `dvc`.
 
 Only the cheap head of the pipeline is kept in the copy's dvc.yaml (validate, download of the
-bundled subset, prepare): what DVC does with outputs is the same for every stage. Slow-marked: each case is a `dvc repro`.
+bundled subset, prepare): what DVC does with outputs is the same for every stage.
+Slow-marked: each case is a `dvc repro`.
 """
 
 import contextlib
