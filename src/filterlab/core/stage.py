@@ -34,11 +34,12 @@ def run(body: Callable[[], None]) -> int:
     except FilterlabError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
-    except OSError as error:
-        # The write boundaries (atomic, mirrors, tracking) name what filled; this catches the rest.
+    except Exception as error:
+        # The write boundaries (atomic, mirrors, tracking) name what filled; this catches the rest,
+        # however a library wrapped the ENOSPC (Keras saving a model, h5py, sqlite).
         if not is_disk_full(error):
             raise
-        print(f"error: {DiskFull(error.filename or 'a file this stage writes')}", file=sys.stderr)
+        print(f"error: {DiskFull(_filled_path(error))}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -48,6 +49,16 @@ def run(body: Callable[[], None]) -> int:
         print(f"stopped: {error}; temp files removed, outputs not replaced", file=sys.stderr)
         return 128 + error.signum
     return EXIT_OK
+
+
+def _filled_path(error: BaseException) -> str:
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.filename:
+            return str(error.filename)
+        error = error.__cause__ or error.__context__
+    return "a file this stage writes"
 
 
 def _raise_terminated(signum: int, _frame: Any) -> None:
