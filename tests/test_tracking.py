@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from filterlab.core import tracking
+from filterlab.core import origin, tracking
 from filterlab.core.errors import Terminated
 
 
@@ -35,47 +35,47 @@ def test_repo_root_of_a_queued_experiment_is_the_original_repo(fake_repo, monkey
     # The temp copy is a repo of its own; the database must still be the original's.
     (worker / "dvc.yaml").write_text("stages: {}\n")
     monkeypatch.delenv("DVC_ROOT", raising=False)
-    assert tracking.repo_root(worker / "pipeline") == fake_repo
+    assert origin.repo_root(worker / "pipeline") == fake_repo
     monkeypatch.chdir(worker)
-    assert tracking.repo_root() == fake_repo
+    assert origin.repo_root() == fake_repo
 
 
 def test_repo_root_walks_up_to_dvc_yaml(fake_repo, monkeypatch):
     monkeypatch.delenv("DVC_ROOT", raising=False)
     (fake_repo / "src" / "deep").mkdir(parents=True)
-    assert tracking.repo_root(fake_repo / "src" / "deep") == fake_repo
+    assert origin.repo_root(fake_repo / "src" / "deep") == fake_repo
 
 
 def test_tracking_uri_defaults_to_absolute_sqlite_in_repo_root(fake_repo, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("DVC_ROOT", raising=False)
     monkeypatch.chdir(fake_repo)
-    uri = tracking.tracking_uri()
+    uri = origin.tracking_uri()
     assert uri == f"sqlite:///{fake_repo.resolve() / 'mlflow.db'}"
     assert Path(uri.removeprefix("sqlite:///")).is_absolute()
 
 
 def test_tracking_uri_environment_overrides(monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
-    assert tracking.tracking_uri() == "http://127.0.0.1:5999"
+    assert origin.tracking_uri() == "http://127.0.0.1:5999"
 
 
 def test_sweep_id_comes_from_environment_or_is_manual(monkeypatch):
-    monkeypatch.setenv(tracking.SWEEP_ENV, "sweep-42")
-    assert tracking.sweep_id() == "sweep-42"
-    monkeypatch.delenv(tracking.SWEEP_ENV)
-    assert tracking.sweep_id().startswith("manual-")  # pytest is not started by dvc
+    monkeypatch.setenv(origin.SWEEP_ENV, "sweep-42")
+    assert origin.sweep_id() == "sweep-42"
+    monkeypatch.delenv(origin.SWEEP_ENV)
+    assert origin.sweep_id().startswith("manual-")  # pytest is not started by dvc
 
 
 def test_artifact_root_sits_beside_a_sqlite_database():
-    assert tracking.artifact_root("sqlite:////data/x/mlflow.db", "train") == "file:///data/x/mlartifacts/train"
-    assert tracking.artifact_root("http://127.0.0.1:5000", "train") is None
+    assert origin.artifact_root("sqlite:////data/x/mlflow.db", "train") == "file:///data/x/mlartifacts/train"
+    assert origin.artifact_root("http://127.0.0.1:5000", "train") is None
 
 
 def _run(run_id):
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=tracking.tracking_uri()).get_run(run_id)
+    return MlflowClient(tracking_uri=origin.tracking_uri()).get_run(run_id)
 
 
 def test_finished_run_has_params_tags_metrics_and_artifacts(mlflow_uri, tmp_path, monkeypatch):
@@ -91,7 +91,7 @@ def test_finished_run_has_params_tags_metrics_and_artifacts(mlflow_uri, tmp_path
     assert record.info.status == "FINISHED" and record.info.run_name == "run-a (exp-test)"
     assert record.data.params == {"epochs": "3"}
     tags = record.data.tags
-    assert tags[tracking.SWEEP_TAG] == "test-sweep"
+    assert tags[origin.SWEEP_TAG] == "test-sweep"
     assert tags["data.source"] == "bundled" and tags["dvc.exp_name"] == "exp-test"
     assert record.data.metrics == {"loss": 0.25, "accuracy": 0.9}
     from mlflow.tracking import MlflowClient

@@ -61,6 +61,17 @@ def is_disk_full(error: BaseException) -> bool:
     return False
 
 
+def filled_path(error: BaseException) -> str | None:
+    """The file name an OSError somewhere in `error`'s chain carries: which path filled."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.filename:
+            return str(error.filename)
+        error = error.__cause__ or error.__context__
+    return None
+
+
 class Terminated(BaseException):
     """SIGTERM arrived; a BaseException so that `except Exception` cannot swallow it."""
 

@@ -17,7 +17,7 @@ from typing import Any
 from filterlab.config.params import load_numerics, read_params
 from filterlab.config.sections import TOP_LEVEL
 from filterlab.core import numerics
-from filterlab.core.errors import DiskFull, FilterlabError, ParamError, Terminated, is_disk_full
+from filterlab.core.errors import DiskFull, FilterlabError, ParamError, Terminated, filled_path, is_disk_full
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -39,7 +39,7 @@ def run(body: Callable[[], None]) -> int:
         # however a library wrapped the ENOSPC (Keras saving a model, h5py, sqlite).
         if not is_disk_full(error):
             raise
-        print(f"error: {DiskFull(_filled_path(error))}", file=sys.stderr)
+        print(f"error: {DiskFull(filled_path(error) or 'a file this stage writes')}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -49,16 +49,6 @@ def run(body: Callable[[], None]) -> int:
         print(f"stopped: {error}; temp files removed, outputs not replaced", file=sys.stderr)
         return 128 + error.signum
     return EXIT_OK
-
-
-def _filled_path(error: BaseException) -> str:
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, OSError) and error.filename:
-            return str(error.filename)
-        error = error.__cause__ or error.__context__
-    return "a file this stage writes"
 
 
 def _raise_terminated(signum: int, _frame: Any) -> None:

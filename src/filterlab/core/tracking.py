@@ -1,15 +1,13 @@
 """The one seam to MLflow: every run, param, metric, tag and artifact goes through here.
 
-Reads `MLFLOW_TRACKING_URI` (default: `sqlite:///<repo root>/mlflow.db`, absolute, so
-`dvc exp run --queue` workers in temp copies log to the same database) and writes only
-to that tracking store. MLflow is imported lazily: stages that track pay for it, the
+Logs to the store `filterlab.core.origin.tracking_uri` names (default: the repo's
+`mlflow.db`) and writes only to that tracking store. MLflow is imported lazily: stages that track pay for it, the
 others do not.
 """
 
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -17,55 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from filterlab.core import lifeline, store
-from filterlab.core.errors import DiskFull, Terminated, TrackingError, is_disk_full
+from filterlab.core.errors import DiskFull, Terminated, TrackingError, filled_path, is_disk_full
+from filterlab.core.origin import SWEEP_TAG, artifact_root, git_commit, run_label, sweep_id, tracking_uri
 
-SWEEP_ENV = "FILTERLAB_SWEEP_ID"
-SWEEP_TAG = "filterlab.sweep_id"
 # sha256 of the variant's filters.npz: how the filters stage finds the run that trained it.
 FILTERS_TAG = "filterlab.filters_sha256"
 # The run's name without the sweep: what "the same stage and variant" means when settling dead runs.
 RUN_TAG = "filterlab.run"
-
-
-def repo_root(start: str | os.PathLike | None = None) -> Path:
-    """The project root; inside a DVC queue worker's temp copy, the repo it was copied from."""
-    here = Path(start or os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
-    parts = here.parts
-    # Queued experiments run in <repo>/.dvc/tmp/exps/<id>/: log to <repo>'s database.
-    for index in range(len(parts) - 2):
-        if parts[index : index + 3] == (".dvc", "tmp", "exps"):
-            return Path(*parts[:index])
-    for candidate in (here, *here.parents):
-        if (candidate / "dvc.yaml").exists() or (candidate / ".dvc").is_dir():
-            return candidate
-    return here
-
-
-def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
-
-
-def sweep_id() -> str:
-    """Shared by every run of one `dvc repro`: derived from the dvc process that started us."""
-    if os.environ.get(SWEEP_ENV):
-        return os.environ[SWEEP_ENV]
-    import psutil
-
-    for process in psutil.Process().parents():
-        with contextlib.suppress(psutil.Error):
-            if any(Path(arg).name == "dvc" for arg in process.cmdline()[:2]):
-                started = time.strftime("%Y%m%dT%H%M%S", time.localtime(process.create_time()))
-                return f"dvc-{started}-{process.pid}"
-    return f"manual-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
-
-
-def git_commit(root: Path | None = None) -> str | None:
-    with contextlib.suppress(OSError, subprocess.CalledProcessError):
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root or repo_root(), capture_output=True, text=True, check=True
-        )
-        return out.stdout.strip() or None
-    return None
 
 
 def ensure_database(uri: str) -> None:
@@ -131,27 +87,7 @@ def _disk_guard(db_path: Path) -> Iterator[None]:
     except Exception as error:
         if not is_disk_full(error):
             raise
-        filled = next((e.filename for e in _chain(error) if isinstance(e, OSError) and e.filename), None)
-        raise DiskFull(filled or db_path) from None
-
-
-def _chain(error: BaseException) -> Iterator[BaseException]:
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        yield error
-        error = error.__cause__ or error.__context__
-
-
-def artifact_root(uri: str, experiment: str) -> str | None:
-    """`mlartifacts/<experiment>/` beside a sqlite database; None lets other stores choose.
-
-    MLflow's own default is `./mlruns` under the current directory: a hidden output in
-    the workspace, and lost with a queued experiment's temp copy.
-    """
-    if not uri.startswith("sqlite:///"):
-        return None
-    return (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts" / experiment).as_uri()
+        raise DiskFull(filled_path(error) or db_path) from None
 
 
 DESCRIPTIONS = {
@@ -182,11 +118,6 @@ def use_experiment(mlflow_module: Any, name: str, uri: str) -> None:
 def rounded(value: float) -> float:
     """Seven significant digits: what a float32 metric holds, without its float64 tail (0.9674999713897705)."""
     return float(f"{float(value):.7g}")
-
-
-def run_label() -> str:
-    """What makes a run name unique: the DVC experiment's name, or else the sweep (one `dvc repro`)."""
-    return os.environ.get("DVC_EXP_NAME") or sweep_id()
 
 
 class Run:
