@@ -188,22 +188,31 @@ def _tables(path):
         return {row[0] for row in db.execute("select name from sqlite_master where type='table'")}
 
 
-def test_disk_full_while_creating_the_database_leaves_nothing_half_made(tmp_path, monkeypatch):
-    """The tmpfs case: MLflow's first tables are written, then sqlite reports the disk full mid-migration."""
-    import mlflow.store.db.utils as db_utils
+@pytest.fixture
+def tiny_disk():
+    """Every sqlite connection opened meanwhile may grow to 60 pages (240 KB): sqlite then fails with
+    "database or disk is full" exactly as on a full tmpfs, partway through MLflow's migrations."""
+    import sqlalchemy
+    from sqlalchemy import event
 
+    def limit(connection, _record):
+        connection.execute("PRAGMA max_page_count = 60")
+
+    event.listen(sqlalchemy.engine.Engine, "connect", limit)
+    yield lambda: event.remove(sqlalchemy.engine.Engine, "connect", limit)
+    if event.contains(sqlalchemy.engine.Engine, "connect", limit):
+        event.remove(sqlalchemy.engine.Engine, "connect", limit)
+
+
+def test_disk_full_while_creating_the_database_leaves_nothing_half_made(tmp_path, monkeypatch, tiny_disk):
     from filterlab.core.errors import DiskFull
 
-    def full(engine):
-        raise sqlite3.OperationalError("database or disk is full")
-
     db_path = tmp_path / "store" / "mlflow.db"
-    monkeypatch.setattr(db_utils, "_upgrade_db", full)
     with pytest.raises(DiskFull) as caught:
         tracking.ensure_database(f"sqlite:///{db_path}")
     assert str(caught.value).startswith(f"{db_path}: no space left on the device") and "\n" not in str(caught.value)
     assert sorted(p.name for p in db_path.parent.iterdir()) == ["mlflow.db.lock"]  # no half-made store, no temp
-    monkeypatch.undo()  # space freed: the next stage creates the store and logs to it
+    tiny_disk()  # space freed: the next stage creates the store and logs to it
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db_path}")
     monkeypatch.setenv("FILTERLAB_SWEEP_ID", "test-sweep")
     with tracking.start_run("unit", "after-disk-full") as run:
@@ -211,19 +220,24 @@ def test_disk_full_while_creating_the_database_leaves_nothing_half_made(tmp_path
     assert _run(run.run_id).info.status == "FINISHED"
 
 
-def test_a_half_made_store_is_set_aside_and_rebuilt_with_one_line(tmp_path, capsys):
-    """What disk-full left before this fix: MLflow's tables but no schema version (it then failed for good)."""
+def test_a_half_made_store_is_set_aside_and_rebuilt_with_one_line(tmp_path, capsys, tiny_disk):
+    """What disk-full left before this fix (MLflow migrating in place): some tables, an intermediate schema
+    version, and every later stage failing on `table ... already exists`."""
+    import sqlalchemy
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
     db_path = tmp_path / "mlflow.db"
-    with sqlite3.connect(db_path) as db:
-        db.execute("create table experiments (experiment_id integer)")
-        db.execute("create table evaluation_datasets (dataset_uuid text)")
-        db.execute("create table alembic_version (version_num varchar(32))")
+    with pytest.raises(sqlalchemy.exc.OperationalError, match="database or disk is full"):
+        SqlAlchemyStore(f"sqlite:///{db_path}", (tmp_path / "artifacts").as_uri())
+    tiny_disk()
+    SqlAlchemyStore._engine_map.pop(f"sqlite:///{db_path}").dispose()
+    half_tables = _tables(db_path)
     tracking.ensure_database(f"sqlite:///{db_path}")
     err = capsys.readouterr().err
     ours = [line for line in err.splitlines() if "mlflow.store" not in line]  # MLflow logs its migrations itself
     assert len(ours) == 1 and ours[0].startswith("warning: ") and "was half-created" in ours[0], err
     kept = [p for p in tmp_path.iterdir() if p.name.startswith("mlflow.db.half-made-")]
-    assert len(kept) == 1 and _tables(kept[0]) == {"experiments", "evaluation_datasets", "alembic_version"}
+    assert len(kept) == 1 and _tables(kept[0]) == half_tables
     assert {"experiments", "runs", "metrics", "evaluation_datasets"} <= _tables(db_path)
 
 

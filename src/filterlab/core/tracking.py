@@ -45,7 +45,9 @@ def ensure_database(uri: str) -> None:
                 fcntl.flock(lock, fcntl.LOCK_EX)
             except ImportError:  # no flock on Windows: accept the (rare) race there
                 pass
-            found = store.state(db_path)
+            from mlflow.store.db.utils import _get_latest_schema_revision  # the schema a complete store has
+
+            found = store.state(db_path, _get_latest_schema_revision())
             if found == store.HALF_MADE:
                 store.set_aside(db_path)
                 found = store.ABSENT
