@@ -293,3 +293,19 @@ def test_a_run_left_running_by_kill_9_is_marked_killed_by_the_next_run(mlflow_ur
     assert _run(live.info.run_id).info.status == "RUNNING" and _run(other.info.run_id).info.status == "RUNNING"
     err = capsys.readouterr().err
     assert f"({dead_id}) was left RUNNING by process" in err and err.count("marked KILLED") == 1
+
+
+def test_a_store_with_runs_at_another_schema_is_left_alone_with_one_line(mlflow_uri):
+    with tracking.start_run("unit", "kept"):
+        pass
+    db_path = Path(mlflow_uri.removeprefix("sqlite:///"))
+    with sqlite3.connect(db_path) as db:
+        db.execute("update alembic_version set version_num = '0584bdc529eb'")  # an older MLflow's schema
+    # A fresh process, as a stage is: this one's MLflow has the store open and cached.
+    code = ("import sys\nfrom filterlab.core import stage, tracking\n"
+            "sys.exit(stage.run(lambda: tracking.ensure_database(sys.argv[1])))\n")
+    result = subprocess.run([sys.executable, "-c", code, mlflow_uri], capture_output=True, text=True, timeout=300)
+    ours = [line for line in result.stderr.splitlines() if "mlflow.store" not in line]
+    assert result.returncode == 1 and len(ours) == 1, result.stderr[-3000:]
+    assert ours[0].startswith(f"error: {db_path}: ") and "mlflow db upgrade" in ours[0], ours
+    assert not list(db_path.parent.glob("mlflow.db.half-made-*"))

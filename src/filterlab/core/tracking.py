@@ -69,13 +69,15 @@ def _check_schema(uri: str, db_path: Path) -> None:
     """Open the store as every stage will; a schema from another MLflow version is one line."""
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
+    from sqlalchemy.exc import SQLAlchemyError
 
     try:
         MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
-    except MlflowException as error:
+    except (MlflowException, SQLAlchemyError) as error:  # an old schema; a store with runs cut off mid-upgrade
         if is_disk_full(error):
             raise
-        first = " ".join(str(error.message).split()).split(". ")[0]
+        text = str(error.message if isinstance(error, MlflowException) else str(error).splitlines()[0])
+        first = " ".join(text.split()).split(". ")[0]
         raise TrackingError(f"{db_path}: {first}; run `mlflow db upgrade {uri}` or move the file away") from None
 
 
