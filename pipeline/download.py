@@ -2,7 +2,8 @@
 
 data/raw/ receives the MNIST IDX `.gz` files and manifest.json (source, mirror URL, each
 file's sha256 and size, image counts). Everything is assembled in a hidden staging folder
-beside the output and swapped in at the end, so a failed run leaves the old folder intact.
+beside the output and swapped in at the end, so a failed run leaves the old folder intact (under
+DVC too: data/raw is `persist` in dvc.yaml). SIGTERM removes the staging folder on the way out.
 """
 
 import argparse

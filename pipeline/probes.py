@@ -8,12 +8,12 @@ to --details, and one MLflow run per probe in experiment `probes`.
 import argparse
 from pathlib import Path
 
+from filterlab.config.geometry import RECOVERY_SHAPE
 from filterlab.config.params import load_section, load_seed
 from filterlab.config.sections import FiguresParams, ProbesParams
 from filterlab.core import stage
 
 EXPERIMENT = "probes"
-RECOVERY_SHAPE = (3, 3)  # the recovery probe trains a single 3x3 Conv2D; another size could never match exactly
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

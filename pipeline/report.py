@@ -40,7 +40,7 @@ def render(args: argparse.Namespace) -> None:
     settings = load_section(params, "report", ReportParams)
     train = load_section(params, "train", TrainParams)  # the current grid says which variants are current
 
-    from filterlab.core.tracking import git_commit  # no MLflow: it only asks git
+    from filterlab.core.origin import git_commit  # no MLflow: it only asks git
     from filterlab.report import content, histories, page, plots, summary, tables  # NumPy after the pin
 
     context = {"epochs": train.epochs, "batch size": train.batch_size, "learning rate": train.learning_rate,

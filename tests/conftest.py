@@ -157,6 +157,28 @@ def params_file(tmp_path):
     return make
 
 
+def repo_copy(copy: Path, overrides: dict | None = None) -> dict:
+    """A committed git copy of the project's files at `copy` (no data, models or reports), params.yaml the
+    smoke preset plus `overrides`; returns the environment to run `dvc` in it (the venv first, an own
+    MLflow store beside it)."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.split("\0")
+    for name in filter(None, listed):
+        if (ROOT / name).is_file() and not name.startswith(("data/", "models/", "reports/")):
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, copy / name)
+    write_params(copy / "params.yaml", TINY | (overrides or {}))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "TF_CPP_MIN_LOG_LEVEL": "2", "MLFLOW_TRACKING_URI": f"sqlite:///{copy.parent / 'mlflow.db'}",
+           "GIT_AUTHOR_NAME": "smoke", "GIT_AUTHOR_EMAIL": "smoke@example.invalid", "GIT_COMMITTER_NAME": "smoke",
+           "GIT_COMMITTER_EMAIL": "smoke@example.invalid"}
+    for name in ("FILTERLAB_SWEEP_ID", "MNIST_MIRROR"):
+        env.pop(name, None)
+    for command in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-q", "-m", "copy"]):
+        subprocess.run(command, cwd=copy, env=env, check=True, capture_output=True)
+    return env
+
+
 def load_stage(name: str):
     """The module pipeline/<name>.py, imported by path (pipeline/ is not a package): call its main(argv)."""
     spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "pipeline" / f"{name}.py")

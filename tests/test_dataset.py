@@ -111,3 +111,51 @@ def test_first_of_each_class_takes_the_first_of_each_digit():
     chosen, classes = dataset.first_of_each_class(images, labels)
     assert classes.tolist() == [0, 1, 3]
     assert chosen[:, 0, 0, 0].tolist() == [3, 1, 0]
+
+
+def _damaged(tmp_path, tiny_prepared, kind):
+    """A mnist.npz spoilt one way: what a full disk, a killed copy or a hand edit leaves behind."""
+    path = tmp_path / f"{kind}.npz"
+    dataset.save_prepared(path, tiny_prepared)
+    data = path.read_bytes()
+    arrays = atomic.load_npz(path)
+    if kind == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif kind == "corrupt":
+        middle = len(data) // 2
+        path.write_bytes(data[:middle] + bytes(b ^ 0xFF for b in data[middle:middle + 64]) + data[middle + 64:])
+    elif kind == "not-a-zip":
+        path.write_bytes(b"<html>not an npz</html>")
+    elif kind == "wrong-shape":
+        np.savez(path, **{**arrays, "x_train": arrays["x_train"][..., 0]})
+    elif kind == "wrong-labels":
+        np.savez(path, **{**arrays, "y_val": arrays["y_val"][:-1]})
+    elif kind == "object-array":
+        np.savez(path, **{**arrays, "y_test": arrays["y_test"].astype(object)})
+    return path
+
+
+DAMAGE = ["truncated", "corrupt", "not-a-zip", "wrong-shape", "wrong-labels", "object-array"]
+
+
+@pytest.mark.parametrize("kind", DAMAGE)
+def test_a_damaged_npz_is_one_data_error(tmp_path, tiny_prepared, kind):
+    path = _damaged(tmp_path, tiny_prepared, kind)
+    with pytest.raises(DataError) as caught:
+        dataset.load_prepared(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ") and message.endswith("re-run `dvc repro -f prepare`"), message
+    assert "\n" not in message
+
+
+def test_train_stage_reports_a_damaged_npz_in_one_line(tmp_path, tiny_prepared, params_file, capsys):
+    from conftest import TINY, load_stage
+
+    path = _damaged(tmp_path, tiny_prepared, "truncated")
+    argv = ["--params", str(params_file(TINY)), "--data", str(path), "--filters", "4", "--kernel-size", "3",
+            "--stride", "2", "--model-dir", str(tmp_path / "m"), "--metrics", str(tmp_path / "m.json"),
+            "--details", str(tmp_path / "d.json"), "--history", str(tmp_path / "h.csv")]
+    assert load_stage("train").main(argv) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith(f"error: {path}: "), err
+    assert not (tmp_path / "m").exists()

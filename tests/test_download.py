@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ import pytest
 from conftest import ROOT, load_stage
 from filterlab.config.params import load_section, read_params
 from filterlab.config.sections import DataParams
-from filterlab.core.errors import DownloadError
+from filterlab.core.errors import DiskFull, DownloadError
 from filterlab.data import idx, mirrors, raw
 
 HTML = b"<!doctype html><html><body><h1>503 Service Unavailable</h1></body></html>"
@@ -65,6 +66,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(answer[1][: len(answer[1]) // 2])
             self.close_connection = True
+        elif isinstance(answer, tuple) and answer[0] == "drip":
+            # One byte every 0.1 s: no single read ever times out, the whole file takes forever.
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(answer[1])))
+            self.end_headers()
+            try:
+                for byte in answer[1]:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except OSError:  # the client gave up
+                pass
         else:
             self.send_response(200)
             self.send_header("Content-Length", str(len(answer)))
@@ -77,7 +90,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def mirror():
-    """Factory: serve `routes` (name → bytes | 404 | ("cut", bytes)) on 127.0.0.1; returns (url, requests)."""
+    """Factory: serve `routes` (name → bytes | 404 | ("cut" | "drip", bytes)) on 127.0.0.1; returns (url, requests)."""
     servers = []
 
     def start(routes):
@@ -203,7 +216,7 @@ def test_auto_offline_falls_back_to_the_bundled_subset(tmp_path, closed_port_url
     dest.mkdir()
     manifest, warning = raw.obtain(data_params("auto", [closed_port_url]), dest, expected=expected,
                                    progress=False, sleep=lambda seconds: None)
-    assert warning.startswith("WARNING: no MNIST mirror reachable; using the bundled 5,000-digit subset")
+    assert warning.startswith("WARNING: no MNIST mirror delivered verified files; using the bundled 5,000-digit subset")
     assert "\n" not in warning and closed_port_url in warning
     assert manifest["source"] == "bundled" and manifest["test_split"] == "stratified hold-out of train"
     assert manifest["counts"] == {"train": 5000, "test": None}
@@ -255,7 +268,7 @@ def test_stage_offline_auto_warns_once_and_writes_the_bundled_folder(tmp_path, c
     params = params_file(_data_overrides("auto", [closed_port_url]))
     assert load_stage("download").main(["--params", str(params), "--out", str(out)]) == 0
     err = capsys.readouterr().err
-    assert len(err.splitlines()) == 1 and err.startswith("WARNING: no MNIST mirror reachable")
+    assert len(err.splitlines()) == 1 and err.startswith("WARNING: no MNIST mirror delivered verified files")
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["source"] == "bundled" and len(manifest["bundled_csv_sha256"]) == 64
     assert sorted(path.name for path in out.iterdir()) == sorted([*manifest["files"], "manifest.json"])
@@ -276,3 +289,84 @@ def test_stage_remote_offline_exits_with_one_line_and_keeps_the_old_folder(tmp_p
     assert "Traceback" not in result.stderr
     assert sorted(path.name for path in out.iterdir()) == ["marker"]
     assert _leftovers(out.parent) == []
+
+
+def test_a_trickling_mirror_hits_the_per_file_deadline_and_is_not_retried(tmp_path, mirror, files, expected):
+    """1 byte every 0.1 s never trips the 1 s read timeout; the deadline (timeout + size / min_rate) does."""
+    url, requests = mirror({name: ("drip", data) for name, data in files.items()})
+    started = time.monotonic()
+    with pytest.raises(DownloadError, match=r"too slow: \d+ of \d+ bytes in 1 s .*min_bytes_per_second"):
+        mirrors.fetch_all([url], tmp_path, expected, timeout=1, retries=2, min_rate=1e9, progress=False,
+                          sleep=lambda seconds: None)
+    assert time.monotonic() - started < 15
+    assert requests == ["train-images-idx3-ubyte.gz"]  # skipped after one try, like an unknown host
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_deadline_allows_the_size_at_the_minimum_rate():
+    assert mirrors.deadline_seconds(9_912_422, 20, 20_000) == pytest.approx(20 + 495.6, abs=0.1)
+
+
+def test_an_explicit_mirror_that_fails_is_an_error_not_the_bundled_subset(tmp_path, mirror, files, expected,
+                                                                          data_params):
+    configured_url, configured_requests = mirror(dict(files))
+    wrong_url, _ = mirror({name: HTML for name in files})
+    for env_mirror, words in ((str(tmp_path / "nonexistent" / "x"), "no such file"), (wrong_url, "bytes announced")):
+        dest = tmp_path / "raw"
+        dest.mkdir(exist_ok=True)
+        with pytest.raises(DownloadError) as caught:
+            raw.obtain(data_params("auto", [configured_url]), dest, env_mirror=env_mirror, expected=expected,
+                       progress=False, sleep=lambda seconds: None)
+        message = str(caught.value)
+        assert message.startswith(f"MNIST_MIRROR={env_mirror}: no mirror delivered") and words in message, message
+        assert "\n" not in message and list(dest.iterdir()) == []
+    assert configured_requests == []  # the configured mirrors are not a fallback for a named one
+
+
+def test_disk_full_while_downloading_is_one_line_and_no_fallback(tmp_path, monkeypatch, mirror, files, expected,
+                                                               data_params):
+    """ENOSPC injected at the write boundary (the .part file): it used to read as an unreachable mirror."""
+    import errno
+    import io
+
+    url, requests = mirror(dict(files))
+    real_fdopen = os.fdopen
+
+    class Full(io.RawIOBase):
+        def __init__(self, fd):
+            self.stream = real_fdopen(fd, "wb")
+
+        def writable(self):
+            return True
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def close(self):
+            self.stream.close()
+            super().close()
+
+    monkeypatch.setattr(mirrors.os, "fdopen", lambda fd, mode="r": Full(fd))
+    dest = tmp_path / "raw"
+    dest.mkdir()
+    with pytest.raises(DiskFull, match=rf"^{dest}: no space left on the device"):
+        raw.obtain(data_params("auto", [url]), dest, expected=expected, progress=False, sleep=lambda seconds: None)
+    assert requests == ["train-images-idx3-ubyte.gz"] and list(dest.iterdir()) == []
+
+
+def test_stage_reports_disk_full_in_one_line(tmp_path, monkeypatch, params_file, capsys):
+    """The bundled fallback's write (atomic.replacing) fills the disk: exit 1, one line naming the file."""
+    import errno
+
+    from filterlab.core import atomic
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "fsync", full)
+    out = tmp_path / "data" / "raw"
+    assert load_stage("download").main(["--params", str(params_file({"data.source": "bundled"})),
+                                        "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "train-images-idx3-ubyte.gz: no space left on the device" in err, err
+    assert not out.exists() and _leftovers(out.parent) == []

@@ -122,3 +122,71 @@ def test_unreadable_params_files(tmp_path, params_file):
         read_params(params_file(name="broken.yaml", text="data: [unclosed\n"))
     with pytest.raises(ParamError, match="must be a mapping of sections"):
         read_params(params_file(name="list.yaml", text="- seed\n- data\n"))
+
+
+def test_yaml_errors_name_the_file_once_and_the_line(params_file):
+    broken = params_file(name="broken.yaml", text="seed: 1\ndata: [unclosed\nnumerics: avx2\n")
+    with pytest.raises(ParamError) as caught:
+        read_params(broken)
+    message = str(caught.value)
+    assert message.startswith(f"{broken}: line ") and message.count(str(broken)) == 1, message
+    assert "params.yaml: " not in message.replace(str(broken), "") and "not valid YAML" in message
+
+
+def test_duplicate_key_is_refused_with_both_lines(params_file):
+    # PyYAML keeps the last value and DVC refuses the file: the stages must refuse it too.
+    text = (ROOT / "params.yaml").read_text(encoding="utf-8").replace("  epochs: 8\n", "  epochs: 8\n  epochs: 2\n")
+    with pytest.raises(ParamError, match=r"line \d+: duplicate key 'epochs' \(first given on line \d+\)"):
+        read_params(params_file(text=text))
+
+
+BAD_FILES = [
+    ("duplicate key", lambda tmp: (tmp / "p.yaml", b"seed: 1\nseed: 2\n"), "line 2: duplicate key 'seed'"),
+    ("not UTF-8", lambda tmp: (tmp / "p.yaml", b"seed: 1\nreport:\n  title: caf\xe9\n"), "line 3: not UTF-8"),
+    ("folder", lambda tmp: (tmp / "folder", None), "is a folder"),
+]
+
+
+@pytest.mark.parametrize(("case", "make", "words"), BAD_FILES, ids=[case[0] for case in BAD_FILES])
+def test_stage_refuses_unreadable_params_files_in_one_line(tmp_path, monkeypatch, capsys, case, make, words):
+    monkeypatch.chdir(tmp_path)
+    path, data = make(tmp_path)
+    if data is None:
+        path.mkdir()
+    else:
+        path.write_bytes(data)
+    assert load_stage("download").main(["--params", str(path), "--out", str(tmp_path / "raw")]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [err.strip()] and err.startswith(f"error: {path}: ") and words in err, err
+    assert not (tmp_path / "raw").exists()
+
+
+VALIDATE_CASES = [
+    # What DVC's own params comparison misses or only some stage would notice.
+    ({"train.epochs": True}, "train.epochs: True has the wrong type"),
+    ({"train.epochs": "1"}, "train.epochs: '1' has the wrong type"),
+    ({"trian": {"epochs": 1}}, "trian: unknown top-level section"),
+    ({"baselines.kernels": ["sobel_x", "sobel_z"]}, "baselines.kernels: unknown kernel 'sobel_z'"),
+    ({"probes.recovery.kernels": ["gaussian_5x5"]}, "only 3x3 kernels"),
+    ({"report.title": 3}, "report.title: 3 has the wrong type"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "words"), VALIDATE_CASES, ids=[case[1].split(":")[0] for case in VALIDATE_CASES])
+def test_validate_stage_refuses_what_any_stage_would(tmp_path, capsys, params_file, overrides, words):
+    stamp = tmp_path / "params.checked"
+    assert load_stage("validate").main(["--params", str(params_file(overrides)), "--out", str(stamp)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and words in err, err
+    assert not stamp.exists()
+
+
+def test_validate_stamp_does_not_depend_on_the_values(tmp_path, params_file):
+    """The stamp is every later stage's dep: its bytes must change only with the schema, never with a value."""
+    stamps = []
+    for index, overrides in enumerate(({}, {"train.epochs": 3, "report.title": "Other", "seed": 7})):
+        stamp = tmp_path / f"stamp{index}"
+        params = params_file(overrides, name=f"params{index}.yaml")
+        assert load_stage("validate").main(["--params", str(params), "--out", str(stamp)]) == 0
+        stamps.append(stamp.read_bytes())
+    assert stamps[0] == stamps[1] and b"train: grid(filters, kernel_size, stride), epochs" in stamps[0]

@@ -8,8 +8,6 @@ across two commits with different params, and `dvc exp run -S`.
 
 import hashlib
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import TINY, write_params
 from conftest import TINY_VARIANT as VARIANT
+from conftest import repo_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -35,21 +33,7 @@ def sh(command: list[str], cwd: Path, env: dict, timeout: int = 900) -> subproce
 def repo(tmp_path_factory):
     """A committed temp copy of the project's files after one full `dvc repro`; yields (path, env)."""
     copy = tmp_path_factory.mktemp("smoke") / "repo"
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout.split("\0")
-    for name in filter(None, listed):
-        if (ROOT / name).is_file() and not name.startswith(("data/", "models/", "reports/")):
-            (copy / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, copy / name)
-    write_params(copy / "params.yaml", TINY)
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "TF_CPP_MIN_LOG_LEVEL": "2",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{copy.parent / 'mlflow.db'}", "GIT_AUTHOR_NAME": "smoke",
-           "GIT_AUTHOR_EMAIL": "smoke@example.invalid", "GIT_COMMITTER_NAME": "smoke",
-           "GIT_COMMITTER_EMAIL": "smoke@example.invalid"}
-    env.pop("FILTERLAB_SWEEP_ID", None)
-    sh(["git", "init", "-q", "-b", "main"], copy, env)
-    sh(["git", "add", "-A"], copy, env)
-    sh(["git", "commit", "-q", "-m", "smoke"], copy, env)
+    env = repo_copy(copy)
     repro = sh(["dvc", "repro"], copy, env, timeout=1500)
     sh(["git", "add", "-A"], copy, env)
     sh(["git", "commit", "-q", "-m", "first run"], copy, env)

@@ -123,3 +123,23 @@ def test_damaged_raw_files_fail_with_one_line_naming_the_file(tmp_path, run_prep
     assert result.returncode == 1
     assert len(result.stderr.splitlines()) == 1 and expected in result.stderr and "Traceback" not in result.stderr
     assert not out.exists() and not metrics.exists()
+
+
+def test_disk_full_while_writing_the_npz_is_one_line_and_keeps_the_old_one(tmp_path, run_prepare, monkeypatch):
+    """ENOSPC injected at the write boundary (atomic.replacing's fsync): one line naming the npz."""
+    import errno
+
+    _remote_raw(tmp_path / "raw")
+    result, out, _ = run_prepare(tmp_path / "raw")
+    assert result.returncode == 0, result.stderr
+    before = out.read_bytes()
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "fsync", full)
+    result, out, _ = run_prepare(tmp_path / "raw")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"error: {out}: no space left on the device; free some space and re-run "
+                                          "(the previous outputs are kept)"], result.stderr
+    assert out.read_bytes() == before and sorted(p.name for p in out.parent.iterdir()) == ["data.json", "mnist.npz"]

@@ -89,7 +89,25 @@ def test_optional_results_missing_show_not_run(tmp_path):
 
 
 def test_markdown_escapes_the_title():
-    assert summary.escape("a *b* <img src=x> [c](d)\n") == r"a \*b\* \<img src=x\> \[c\](d)"
+    assert summary.escape("a *b* <img src=x> [c](d)\n") == r"a \*b\* \<img src=x\> \[c\]\(d\)"
+
+
+HOSTILE_TITLE = "Results ![x](https://evil.example/p.png) &lt;img src=x onerror=alert(1)&gt; cc @team ##\n# Owned"
+
+
+def test_the_summary_renders_the_title_and_source_as_plain_text(tmp_path):
+    """The summary goes into PR comments: a title from params.yaml must not become an image, a tag, a
+    mention, a second heading; nor a data source (a mirror URL) break out of its line."""
+    import dataclasses
+
+    metrics, details, _ = make_reports(tmp_path)
+    collected = content.collect(HOSTILE_TITLE, GRID, loaded_metrics(metrics), loaded_metrics(details))
+    results = dataclasses.replace(collected, data_source="mirror:file:///m/`<img src=x onerror=alert(1)>`/")
+    lines = summary.render_markdown(results, [], []).splitlines()
+    assert lines[0] == ("# Results \\!\\[x\\]\\(https://evil.example/p.png\\) "
+                        "\\&lt;img src=x onerror=alert\\(1\\)\\&gt; cc @\u2060team \\#\\# \\# Owned")
+    assert lines[2] == r"**Data source:** mirror:file:///m/\`\<img src=x onerror=alert\(1\)\>\`/"
+    assert sum(line.startswith("# ") for line in lines) == 1
 
 
 def _run_stage(tmp_path: Path, reports: tuple[Path, Path, Path], params: Path) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from filterlab.core import tracking
+from filterlab.core import origin, tracking
 from filterlab.core.errors import Terminated
 
 
@@ -35,47 +35,47 @@ def test_repo_root_of_a_queued_experiment_is_the_original_repo(fake_repo, monkey
     # The temp copy is a repo of its own; the database must still be the original's.
     (worker / "dvc.yaml").write_text("stages: {}\n")
     monkeypatch.delenv("DVC_ROOT", raising=False)
-    assert tracking.repo_root(worker / "pipeline") == fake_repo
+    assert origin.repo_root(worker / "pipeline") == fake_repo
     monkeypatch.chdir(worker)
-    assert tracking.repo_root() == fake_repo
+    assert origin.repo_root() == fake_repo
 
 
 def test_repo_root_walks_up_to_dvc_yaml(fake_repo, monkeypatch):
     monkeypatch.delenv("DVC_ROOT", raising=False)
     (fake_repo / "src" / "deep").mkdir(parents=True)
-    assert tracking.repo_root(fake_repo / "src" / "deep") == fake_repo
+    assert origin.repo_root(fake_repo / "src" / "deep") == fake_repo
 
 
 def test_tracking_uri_defaults_to_absolute_sqlite_in_repo_root(fake_repo, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("DVC_ROOT", raising=False)
     monkeypatch.chdir(fake_repo)
-    uri = tracking.tracking_uri()
+    uri = origin.tracking_uri()
     assert uri == f"sqlite:///{fake_repo.resolve() / 'mlflow.db'}"
     assert Path(uri.removeprefix("sqlite:///")).is_absolute()
 
 
 def test_tracking_uri_environment_overrides(monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
-    assert tracking.tracking_uri() == "http://127.0.0.1:5999"
+    assert origin.tracking_uri() == "http://127.0.0.1:5999"
 
 
 def test_sweep_id_comes_from_environment_or_is_manual(monkeypatch):
-    monkeypatch.setenv(tracking.SWEEP_ENV, "sweep-42")
-    assert tracking.sweep_id() == "sweep-42"
-    monkeypatch.delenv(tracking.SWEEP_ENV)
-    assert tracking.sweep_id().startswith("manual-")  # pytest is not started by dvc
+    monkeypatch.setenv(origin.SWEEP_ENV, "sweep-42")
+    assert origin.sweep_id() == "sweep-42"
+    monkeypatch.delenv(origin.SWEEP_ENV)
+    assert origin.sweep_id().startswith("manual-")  # pytest is not started by dvc
 
 
 def test_artifact_root_sits_beside_a_sqlite_database():
-    assert tracking.artifact_root("sqlite:////data/x/mlflow.db", "train") == "file:///data/x/mlartifacts/train"
-    assert tracking.artifact_root("http://127.0.0.1:5000", "train") is None
+    assert origin.artifact_root("sqlite:////data/x/mlflow.db", "train") == "file:///data/x/mlartifacts/train"
+    assert origin.artifact_root("http://127.0.0.1:5000", "train") is None
 
 
 def _run(run_id):
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=tracking.tracking_uri()).get_run(run_id)
+    return MlflowClient(tracking_uri=origin.tracking_uri()).get_run(run_id)
 
 
 def test_finished_run_has_params_tags_metrics_and_artifacts(mlflow_uri, tmp_path, monkeypatch):
@@ -91,7 +91,7 @@ def test_finished_run_has_params_tags_metrics_and_artifacts(mlflow_uri, tmp_path
     assert record.info.status == "FINISHED" and record.info.run_name == "run-a (exp-test)"
     assert record.data.params == {"epochs": "3"}
     tags = record.data.tags
-    assert tags[tracking.SWEEP_TAG] == "test-sweep"
+    assert tags[origin.SWEEP_TAG] == "test-sweep"
     assert tags["data.source"] == "bundled" and tags["dvc.exp_name"] == "exp-test"
     assert record.data.metrics == {"loss": 0.25, "accuracy": 0.9}
     from mlflow.tracking import MlflowClient
@@ -181,3 +181,131 @@ def test_processes_racing_on_a_fresh_database_both_succeed(tmp_path):
     with sqlite3.connect(tmp_path / "fresh" / "mlflow.db") as db:
         tables = {row[0] for row in db.execute("select name from sqlite_master where type='table'")}
     assert {"experiments", "runs", "metrics", "params", "tags"} <= tables
+
+
+def _tables(path):
+    with sqlite3.connect(path) as db:
+        return {row[0] for row in db.execute("select name from sqlite_master where type='table'")}
+
+
+@pytest.fixture
+def tiny_disk():
+    """Every sqlite connection opened meanwhile may grow to 60 pages (240 KB): sqlite then fails with
+    "database or disk is full" exactly as on a full tmpfs, partway through MLflow's migrations."""
+    import sqlalchemy
+    from sqlalchemy import event
+
+    def limit(connection, _record):
+        connection.execute("PRAGMA max_page_count = 60")
+
+    event.listen(sqlalchemy.engine.Engine, "connect", limit)
+    yield lambda: event.remove(sqlalchemy.engine.Engine, "connect", limit)
+    if event.contains(sqlalchemy.engine.Engine, "connect", limit):
+        event.remove(sqlalchemy.engine.Engine, "connect", limit)
+
+
+def test_disk_full_while_creating_the_database_leaves_nothing_half_made(tmp_path, monkeypatch, tiny_disk):
+    from filterlab.core.errors import DiskFull
+
+    db_path = tmp_path / "store" / "mlflow.db"
+    with pytest.raises(DiskFull) as caught:
+        tracking.ensure_database(f"sqlite:///{db_path}")
+    assert str(caught.value).startswith(f"{db_path}: no space left on the device") and "\n" not in str(caught.value)
+    assert sorted(p.name for p in db_path.parent.iterdir()) == ["mlflow.db.lock"]  # no half-made store, no temp
+    tiny_disk()  # space freed: the next stage creates the store and logs to it
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db_path}")
+    monkeypatch.setenv("FILTERLAB_SWEEP_ID", "test-sweep")
+    with tracking.start_run("unit", "after-disk-full") as run:
+        run.log_metrics({"loss": 1.0})
+    assert _run(run.run_id).info.status == "FINISHED"
+
+
+def test_a_half_made_store_is_set_aside_and_rebuilt_with_one_line(tmp_path, capsys, tiny_disk):
+    """What disk-full left before this fix (MLflow migrating in place): some tables, an intermediate schema
+    version, and every later stage failing on `table ... already exists`."""
+    import sqlalchemy
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    db_path = tmp_path / "mlflow.db"
+    with pytest.raises(sqlalchemy.exc.OperationalError, match="database or disk is full"):
+        SqlAlchemyStore(f"sqlite:///{db_path}", (tmp_path / "artifacts").as_uri())
+    tiny_disk()
+    SqlAlchemyStore._engine_map.pop(f"sqlite:///{db_path}").dispose()
+    half_tables = _tables(db_path)
+    tracking.ensure_database(f"sqlite:///{db_path}")
+    err = capsys.readouterr().err
+    ours = [line for line in err.splitlines() if "mlflow.store" not in line]  # MLflow logs its migrations itself
+    assert len(ours) == 1 and ours[0].startswith("warning: ") and "was half-created" in ours[0], err
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("mlflow.db.half-made-")]
+    assert len(kept) == 1 and _tables(kept[0]) == half_tables
+    assert {"experiments", "runs", "metrics", "evaluation_datasets"} <= _tables(db_path)
+
+
+def test_a_corrupt_store_is_one_line(tmp_path):
+    from filterlab.core.errors import TrackingError
+
+    db_path = tmp_path / "mlflow.db"
+    db_path.write_bytes(b"this is not an sqlite database, it was overwritten by accident\n" * 100)
+    with pytest.raises(TrackingError) as caught:
+        tracking.ensure_database(f"sqlite:///{db_path}")
+    message = str(caught.value)
+    assert message.startswith(f"{db_path}: not a usable MLflow database") and "\n" not in message, message
+    assert db_path.read_bytes().startswith(b"this is not")  # kept for the user to look at
+
+
+def test_disk_full_while_logging_is_one_line_naming_the_store(mlflow_uri, monkeypatch):
+    import mlflow
+
+    from filterlab.core.errors import DiskFull
+
+    def full(*args, **kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    with pytest.raises(DiskFull, match=r"mlflow\.db: no space left on the device"):
+        with tracking.start_run("unit", "full") as run:
+            monkeypatch.setattr(mlflow, "log_metrics", full)
+            run.log_metrics({"loss": 1.0})
+    assert _run(run.run_id).info.status == "FAILED"
+
+
+def test_a_run_left_running_by_kill_9_is_marked_killed_by_the_next_run(mlflow_uri, capsys):
+    from mlflow.tracking import MlflowClient
+
+    from filterlab.core import lifeline
+
+    code = ("import os, signal\nfrom filterlab.core import tracking\n"
+            "with tracking.start_run('unit', 'f8_k3_s1') as run:\n"
+            "    print(run.run_id, flush=True)\n    os.kill(os.getpid(), signal.SIGKILL)\n")
+    killed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            env={**os.environ})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    dead_id = killed.stdout.split()[0]
+    assert _run(dead_id).info.status == "RUNNING"
+    client = MlflowClient(mlflow_uri)
+    # A live process's run of the same name (this test process) and another variant's dead run stay RUNNING.
+    experiment = client.get_experiment_by_name("unit").experiment_id
+    live = client.create_run(experiment, tags={tracking.RUN_TAG: "f8_k3_s1", **lifeline.identity()})
+    other = client.create_run(experiment, tags={**_run(dead_id).data.tags, tracking.RUN_TAG: "f8_k3_s2"})
+    with tracking.start_run("unit", "f8_k3_s1") as run:
+        pass
+    assert _run(dead_id).info.status == "KILLED"
+    assert _run(run.run_id).info.status == "FINISHED"
+    assert _run(live.info.run_id).info.status == "RUNNING" and _run(other.info.run_id).info.status == "RUNNING"
+    err = capsys.readouterr().err
+    assert f"({dead_id}) was left RUNNING by process" in err and err.count("marked KILLED") == 1
+
+
+def test_a_store_with_runs_at_another_schema_is_left_alone_with_one_line(mlflow_uri):
+    with tracking.start_run("unit", "kept"):
+        pass
+    db_path = Path(mlflow_uri.removeprefix("sqlite:///"))
+    with sqlite3.connect(db_path) as db:
+        db.execute("update alembic_version set version_num = '0584bdc529eb'")  # an older MLflow's schema
+    # A fresh process, as a stage is: this one's MLflow has the store open and cached.
+    code = ("import sys\nfrom filterlab.core import stage, tracking\n"
+            "sys.exit(stage.run(lambda: tracking.ensure_database(sys.argv[1])))\n")
+    result = subprocess.run([sys.executable, "-c", code, mlflow_uri], capture_output=True, text=True, timeout=300)
+    ours = [line for line in result.stderr.splitlines() if "mlflow.store" not in line]
+    assert result.returncode == 1 and len(ours) == 1, result.stderr[-3000:]
+    assert ours[0].startswith(f"error: {db_path}: ") and "mlflow db upgrade" in ours[0], ours
+    assert not list(db_path.parent.glob("mlflow.db.half-made-*"))

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 IMAGE_SIDE = 28
 NUM_CLASSES = 10
 POOL = 2
+# The recovery probe trains a single 3x3 Conv2D; a kernel of another size could never match exactly.
+RECOVERY_SHAPE = (3, 3)
 
 
 def conv1_side(kernel_size: int, stride: int, image_side: int = IMAGE_SIDE) -> int:

@@ -2,7 +2,7 @@
 
 Each stage owns one top-level section of params.yaml (plus the shared `seed`) and a
 frozen dataclass in `filterlab.sections`. Loading checks, before any work is done:
-unknown keys, missing keys, wrong types and out-of-range values, and raises
+duplicate keys, unknown keys, missing keys, wrong types and out-of-range values, and raises
 `ParamError` naming the dotted key and what is allowed.
 """
 
@@ -11,6 +11,7 @@ import os
 import types
 import typing
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 import yaml
@@ -25,17 +26,60 @@ def spec(allowed: str, check: Callable[[Any], bool] | None = None) -> Any:
     return dataclasses.field(metadata={"allowed": allowed, "check": check})
 
 
-def read_params(path: str | os.PathLike = "params.yaml") -> dict[str, Any]:
-    """The whole params file as a mapping; a missing or non-mapping file is a ParamError."""
+class _StrictLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping: DVC refuses such a file, and
+    PyYAML alone would silently keep the last value, so stage and DVC would disagree."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _value in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                repeated = key in seen
+            except TypeError:  # an unhashable key: SafeLoader's own check below names it
+                continue
+            if repeated:
+                raise ParamError.in_file(
+                    self.name, f"line {line}: duplicate key {key!r} (first given on line {seen[key]})")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_params(text: str, name: str = "params.yaml") -> Any:
+    """YAML text → Python data, duplicate keys refused; a syntax error names its line."""
+    loader = _StrictLoader(text)
+    loader.name = name
     try:
-        with open(path, encoding="utf-8") as stream:
-            data = yaml.safe_load(stream)
-    except FileNotFoundError:
-        raise ParamError(str(path), "file not found") from None
+        return loader.get_single_data()
     except yaml.YAMLError as error:
-        raise ParamError(str(path), f"not valid YAML ({error.__class__.__name__})") from None
+        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = " ".join(str(getattr(error, "problem", None) or error.__class__.__name__).split())
+        raise ParamError.in_file(name, f"{where}not valid YAML ({problem})") from None
+    finally:
+        loader.dispose()
+
+
+def read_params(path: str | os.PathLike = "params.yaml") -> dict[str, Any]:
+    """The whole params file as a mapping; any file that is not one is a one-line ParamError."""
+    name = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ParamError.in_file(name, "file not found") from None
+    except IsADirectoryError:
+        raise ParamError.in_file(name, "is a folder; --params needs the params.yaml file") from None
+    except OSError as error:
+        raise ParamError.in_file(name, f"cannot be read ({error.strerror or error})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise ParamError.in_file(name, f"line {line}: not UTF-8 text (byte 0x{raw[error.start]:02x})") from None
+    data = parse_params(text, name)
     if not isinstance(data, dict):
-        raise ParamError(str(path), "must be a mapping of sections")
+        raise ParamError.in_file(name, "must be a mapping of sections")
     return data
 
 

@@ -29,6 +29,7 @@ class DataParams:
     )
     timeout_seconds: float = spec("a number of seconds in (0, 600]", lambda v: 0 < v <= 600)
     retries: int = spec("an integer in [0, 10]", lambda v: 0 <= v <= 10)
+    min_bytes_per_second: float = spec("a number of bytes per second in (0, 1e9]", lambda v: 0 < v <= 1e9)
 
 
 @dataclass(frozen=True)

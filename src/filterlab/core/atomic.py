@@ -1,8 +1,8 @@
 """Crash-safe writers: every file lands through a temp file in the same folder and a rename.
 
 A reader (or DVC) therefore sees either the old file or the complete new one, never a
-partial write. Figures are saved here too, so matplotlib is imported only by callers
-that pass a figure.
+partial write; a full disk (ENOSPC) becomes one `DiskFull` line naming the file. Figures
+are saved here too, so matplotlib is imported only by callers that pass a figure.
 """
 
 import contextlib
@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from filterlab.core.errors import DiskFull, is_disk_full
+
 if TYPE_CHECKING:  # NumPy loads only in the functions that need it, after the numeric path is pinned
     import numpy as np
 
@@ -23,7 +25,12 @@ def replacing(path: str | os.PathLike, mode: str = "wb") -> Iterator[io.IOBase]:
     """Yield a temp file beside `path`; rename it over `path` only if the block succeeds."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        handle, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as error:
+        if is_disk_full(error):
+            raise DiskFull(target) from None
+        raise
     try:
         # mkstemp makes the file 0600; give it the mode a plain open() would have.
         os.chmod(tmp_name, 0o666 & ~current_umask())
@@ -32,9 +39,11 @@ def replacing(path: str | os.PathLike, mode: str = "wb") -> Iterator[io.IOBase]:
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(tmp_name, target)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
+        if is_disk_full(error):  # one line naming the file, the old one still in place
+            raise DiskFull(target) from None
         raise
 
 

@@ -4,6 +4,10 @@ Anything a user can cause (a bad parameter, a corrupt file, an unreachable mirro
 raises one of these, so `filterlab.stage.run` can print it without a traceback.
 """
 
+import errno
+import os
+import signal
+
 
 class FilterlabError(Exception):
     """Base class: the message is complete and meant for the user as is."""
@@ -12,9 +16,15 @@ class FilterlabError(Exception):
 class ParamError(FilterlabError):
     """A parameter is missing, unknown, of the wrong type or out of range."""
 
-    def __init__(self, key: str, problem: str):
+    def __init__(self, key: str, problem: str, *, file: str | None = None):
+        # A problem with the file itself (unreadable, not YAML) names the file once, not
+        # "params.yaml: params.yaml: ..."; a problem with one value names its dotted key.
         self.key = key
-        super().__init__(f"params.yaml: {key}: {problem}")
+        super().__init__(f"{file}: {problem}" if file is not None else f"params.yaml: {key}: {problem}")
+
+    @classmethod
+    def in_file(cls, path: str, problem: str) -> "ParamError":
+        return cls(path, problem, file=path)
 
 
 class DataError(FilterlabError):
@@ -25,9 +35,50 @@ class DownloadError(FilterlabError):
     """No mirror delivered a verified file."""
 
 
+class TrackingError(FilterlabError):
+    """The MLflow store cannot be used: corrupt, half-created or from another MLflow version."""
+
+
+class DiskFull(FilterlabError):
+    """A write failed for lack of space (ENOSPC, EDQUOT): names the path that filled."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = str(path)
+        super().__init__(f"{path}: no space left on the device; free some space and re-run "
+                         "(the previous outputs are kept)")
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """True for ENOSPC/EDQUOT, and for sqlite's "database or disk is full" however it is wrapped."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "database or disk is full" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def filled_path(error: BaseException) -> str | None:
+    """The file name an OSError somewhere in `error`'s chain carries: which path filled."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.filename:
+            return str(error.filename)
+        error = error.__cause__ or error.__context__
+    return None
+
+
 class Terminated(BaseException):
     """SIGTERM arrived; a BaseException so that `except Exception` cannot swallow it."""
 
     def __init__(self, signum: int):
         self.signum = signum
-        super().__init__(f"terminated by signal {signum}")
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
+        super().__init__(f"terminated by {name}")

@@ -3,10 +3,13 @@
 Every stage module exposes `main(argv) -> int` and runs its work inside `run`, which
 turns our own errors into one line on stderr and an exit code, so DVC logs show the
 cause and not a traceback, and tests call stages in-process the same way DVC does.
+Under `entry` (how DVC runs a stage) SIGTERM cleans up and prints one line, and the
+stage dies with the dvc that started it (`filterlab.core.lifeline`).
 `open_params` is the first thing a stage does: it reads params.yaml, rejects unknown
 top-level sections, and pins the CPU numeric path before any numeric library loads.
 """
 
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -14,7 +17,7 @@ from typing import Any
 from filterlab.config.params import load_numerics, read_params
 from filterlab.config.sections import TOP_LEVEL
 from filterlab.core import numerics
-from filterlab.core.errors import FilterlabError, ParamError, Terminated
+from filterlab.core.errors import DiskFull, FilterlabError, ParamError, Terminated, filled_path, is_disk_full
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -31,20 +34,36 @@ def run(body: Callable[[], None]) -> int:
     except FilterlabError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
+    except Exception as error:
+        # The write boundaries (atomic, mirrors, tracking) name what filled; this catches the rest,
+        # however a library wrapped the ENOSPC (Keras saving a model, h5py, sqlite).
+        if not is_disk_full(error):
+            raise
+        print(f"error: {DiskFull(filled_path(error) or 'a file this stage writes')}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 128 + 2
     except Terminated as error:
-        print(f"stopped: {error}", file=sys.stderr)
+        # The stage's `finally` blocks have removed its temp files; what it had not replaced is untouched.
+        print(f"stopped: {error}; temp files removed, outputs not replaced", file=sys.stderr)
         return 128 + error.signum
     return EXIT_OK
 
 
+def _raise_terminated(signum: int, _frame: Any) -> None:
+    raise Terminated(signum)
+
+
 def entry(main: Callable[[list[str] | None], int]) -> None:
-    """A stage script's `__main__`: TensorFlow's C++ noise filtered out, then exit with main's code."""
-    from filterlab.core import quiet
+    """A stage script's `__main__`: TensorFlow's C++ noise filtered out, SIGTERM turned into
+    `Terminated` (so `finally` blocks clean up and `run` prints one line), the process tied
+    to the dvc that started it; then exit with main's code."""
+    from filterlab.core import lifeline, quiet
 
     quiet.install()
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    lifeline.install(signal.SIGTERM)
     sys.exit(main(None))
 
 

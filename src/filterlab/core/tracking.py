@@ -1,100 +1,97 @@
 """The one seam to MLflow: every run, param, metric, tag and artifact goes through here.
 
-Reads `MLFLOW_TRACKING_URI` (default: `sqlite:///<repo root>/mlflow.db`, absolute, so
-`dvc exp run --queue` workers in temp copies log to the same database) and writes only
-to that tracking store. MLflow is imported lazily: stages that track pay for it, the
+Logs to the store `filterlab.core.origin.tracking_uri` names (default: the repo's
+`mlflow.db`) and writes only to that tracking store. MLflow is imported lazily: stages that track pay for it, the
 others do not.
 """
 
 import contextlib
 import os
 import signal
-import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from filterlab.core.errors import Terminated
+from filterlab.core import lifeline, store
+from filterlab.core.errors import DiskFull, Terminated, TrackingError, filled_path, is_disk_full
+from filterlab.core.origin import SWEEP_TAG, artifact_root, git_commit, run_label, sweep_id, tracking_uri
 
-SWEEP_ENV = "FILTERLAB_SWEEP_ID"
-SWEEP_TAG = "filterlab.sweep_id"
 # sha256 of the variant's filters.npz: how the filters stage finds the run that trained it.
 FILTERS_TAG = "filterlab.filters_sha256"
-
-
-def repo_root(start: str | os.PathLike | None = None) -> Path:
-    """The project root; inside a DVC queue worker's temp copy, the repo it was copied from."""
-    here = Path(start or os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
-    parts = here.parts
-    # Queued experiments run in <repo>/.dvc/tmp/exps/<id>/: log to <repo>'s database.
-    for index in range(len(parts) - 2):
-        if parts[index : index + 3] == (".dvc", "tmp", "exps"):
-            return Path(*parts[:index])
-    for candidate in (here, *here.parents):
-        if (candidate / "dvc.yaml").exists() or (candidate / ".dvc").is_dir():
-            return candidate
-    return here
-
-
-def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
-
-
-def sweep_id() -> str:
-    """Shared by every run of one `dvc repro`: derived from the dvc process that started us."""
-    if os.environ.get(SWEEP_ENV):
-        return os.environ[SWEEP_ENV]
-    import psutil
-
-    for process in psutil.Process().parents():
-        with contextlib.suppress(psutil.Error):
-            if any(Path(arg).name == "dvc" for arg in process.cmdline()[:2]):
-                started = time.strftime("%Y%m%dT%H%M%S", time.localtime(process.create_time()))
-                return f"dvc-{started}-{process.pid}"
-    return f"manual-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
-
-
-def git_commit(root: Path | None = None) -> str | None:
-    with contextlib.suppress(OSError, subprocess.CalledProcessError):
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root or repo_root(), capture_output=True, text=True, check=True
-        )
-        return out.stdout.strip() or None
-    return None
+# The run's name without the sweep: what "the same stage and variant" means when settling dead runs.
+RUN_TAG = "filterlab.run"
 
 
 def ensure_database(uri: str) -> None:
     """Create or migrate a sqlite store under an exclusive lock, before any run logs to it.
 
     Two processes opening a fresh database at once would both run the schema
-    migrations; the lock makes the first one create it and the others wait.
+    migrations; the lock makes the first one create it and the others wait. A new
+    database is built beside the final path and renamed into place, so a full disk or
+    a kill mid-migration never leaves a half-made store (which MLflow would then try to
+    migrate again, failing on `table ... already exists` for good).
     """
-    from mlflow.tracking import MlflowClient
-
     if not uri.startswith("sqlite:///"):
         return
     db_path = Path(uri.removeprefix("sqlite:///"))
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{db_path}.lock", "w") as lock:
-        try:
-            import fcntl
+    with _disk_guard(db_path):
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(f"{db_path}.lock", "w") as lock:
+            try:
+                import fcntl
 
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        except ImportError:  # no flock on Windows: accept the (rare) race there
-            pass
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            except ImportError:  # no flock on Windows: accept the (rare) race there
+                pass
+            from mlflow.store.db.utils import _get_latest_schema_revision  # the schema a complete store has
+
+            found = store.state(db_path, _get_latest_schema_revision())
+            if found == store.HALF_MADE:
+                store.set_aside(db_path)
+                found = store.ABSENT
+            if found == store.ABSENT:
+                store.build(db_path, _migrate)
+            _check_schema(uri, db_path)
+
+
+def _migrate(uri: str) -> None:
+    """Create MLflow's tables at `uri`, then let go of the engine: the file is about to be renamed."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    created = SqlAlchemyStore(uri, (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri())
+    created.engine.dispose()
+    SqlAlchemyStore._engine_map.pop(uri, None)
+
+
+def _check_schema(uri: str, db_path: Path) -> None:
+    """Open the store as every stage will; a schema from another MLflow version is one line."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
         MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except (MlflowException, SQLAlchemyError) as error:  # an old schema; a store with runs cut off mid-upgrade
+        if is_disk_full(error):
+            raise
+        text = str(error.message if isinstance(error, MlflowException) else str(error).splitlines()[0])
+        first = " ".join(text.split()).split(". ")[0]
+        raise TrackingError(f"{db_path}: {first}; run `mlflow db upgrade {uri}` or move the file away") from None
 
 
-def artifact_root(uri: str, experiment: str) -> str | None:
-    """`mlartifacts/<experiment>/` beside a sqlite database; None lets other stores choose.
-
-    MLflow's own default is `./mlruns` under the current directory: a hidden output in
-    the workspace, and lost with a queued experiment's temp copy.
-    """
-    if not uri.startswith("sqlite:///"):
-        return None
-    return (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts" / experiment).as_uri()
+@contextlib.contextmanager
+def _disk_guard(db_path: Path) -> Iterator[None]:
+    """A full disk anywhere in MLflow (sqlite's "database or disk is full", ENOSPC on an artifact) is one line."""
+    try:
+        yield
+    except DiskFull:
+        raise
+    except Exception as error:
+        if not is_disk_full(error):
+            raise
+        raise DiskFull(filled_path(error) or db_path) from None
 
 
 DESCRIPTIONS = {
@@ -127,16 +124,12 @@ def rounded(value: float) -> float:
     return float(f"{float(value):.7g}")
 
 
-def run_label() -> str:
-    """What makes a run name unique: the DVC experiment's name, or else the sweep (one `dvc repro`)."""
-    return os.environ.get("DVC_EXP_NAME") or sweep_id()
-
-
 class Run:
     """The handle a stage logs through; counts the seconds spent in MLflow calls."""
 
-    def __init__(self, mlflow_module: Any, run: Any):
+    def __init__(self, mlflow_module: Any, run: Any, db_path: Path | None = None):
         self._mlflow = mlflow_module
+        self._db_path = db_path or Path("the tracking store")
         self.run_id: str = run.info.run_id
         self.experiment_id: str = run.info.experiment_id
         self.seconds = 0.0
@@ -145,7 +138,8 @@ class Run:
     def _timed(self) -> Iterator[None]:
         started = time.perf_counter()
         try:
-            yield
+            with _disk_guard(self._db_path):
+                yield
         finally:
             self.seconds += time.perf_counter() - started
 
@@ -195,24 +189,30 @@ def start_run(
     """Open a run named after `run_name` and this sweep; it always ends FINISHED, FAILED or KILLED.
 
     SIGTERM is turned into `Terminated` while the run is open, so a killed stage marks
-    its run KILLED (as Ctrl-C does) instead of leaving it RUNNING forever.
+    its run KILLED (as Ctrl-C does) instead of leaving it RUNNING forever; a run that
+    `kill -9` left RUNNING is marked KILLED by the next run of the same name.
     """
     import mlflow
 
     uri = tracking_uri()
+    db_path = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else Path("the tracking store")
     ensure_database(uri)
-    mlflow.set_tracking_uri(uri)
-    use_experiment(mlflow, experiment, uri)
-    origin = {
-        SWEEP_TAG: sweep_id(),
-        "mlflow.source.git.commit": git_commit(),
-        "dvc.stage": os.environ.get("DVC_STAGE"),
-        "dvc.exp_name": os.environ.get("DVC_EXP_NAME"),
-    }
-    all_tags = {**origin, **(tags or {})}
-    # "f8_k3_s1 (dvc-20261125T001200-4242)": one name per variant per sweep, never ten runs called f8_k3_s1.
-    active = mlflow.start_run(run_name=f"{run_name} ({run_label()})")
-    handle = Run(mlflow, active)
+    with _disk_guard(db_path):
+        mlflow.set_tracking_uri(uri)
+        use_experiment(mlflow, experiment, uri)
+        origin = {
+            SWEEP_TAG: sweep_id(),
+            "mlflow.source.git.commit": git_commit(),
+            "dvc.stage": os.environ.get("DVC_STAGE"),
+            "dvc.exp_name": os.environ.get("DVC_EXP_NAME"),
+            RUN_TAG: run_name,
+            **lifeline.identity(),
+        }
+        all_tags = {**origin, **(tags or {})}
+        mark_dead_runs(mlflow.tracking.MlflowClient(uri), experiment, run_name)
+        # "f8_k3_s1 (dvc-20261125T001200-4242)": one name per variant per sweep, never ten runs called f8_k3_s1.
+        active = mlflow.start_run(run_name=f"{run_name} ({run_label()})")
+    handle = Run(mlflow, active, db_path)
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     status = "FAILED"
     try:
@@ -226,7 +226,30 @@ def start_run(
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
-        mlflow.end_run(status=status)
+        with _disk_guard(db_path):
+            mlflow.end_run(status=status)
+
+
+def mark_dead_runs(client: Any, experiment: str, run_name: str) -> list[str]:
+    """Mark KILLED the RUNNING runs of the same stage and variant whose process is gone; their ids.
+
+    `kill -9` (or a lost machine) leaves no chance to end a run, so the next run of the
+    same name settles it: a run is dead when its host is this host and its pid is not
+    the process that started it (`lifeline.alive`). Runs from other hosts, or without
+    the tags, are left alone: whether they still run cannot be told from here.
+    """
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    query = f"attributes.status = 'RUNNING' and tags.`{RUN_TAG}` = '{run_name}'"
+    settled = []
+    for run in client.search_runs([found.experiment_id], filter_string=query, max_results=100):
+        if lifeline.alive(run.data.tags) is False:
+            client.set_terminated(run.info.run_id, status="KILLED")
+            settled.append(run.info.run_id)
+            print(f"note: run {run.info.run_name} ({run.info.run_id}) was left RUNNING by process "
+                  f"{run.data.tags.get(lifeline.PID_TAG)}, which is gone; marked KILLED", file=sys.stderr)
+    return settled
 
 
 class FinishedRun:

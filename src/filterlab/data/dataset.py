@@ -2,7 +2,8 @@
 
 `split_and_scale` is pure (arrays in, arrays out). `load_manifest` reads the download
 stage's manifest.json and checks the raw files against it. `save_prepared` writes the npz
-through a temp file; `load_prepared` reads it without pickle and checks its keys.
+through a temp file; `load_prepared` reads it without pickle and checks its keys, shapes
+and dtypes, so a damaged file is one DataError line, never a traceback.
 Besides the six arrays the npz carries two 0-d string arrays: `source` (where the
 digits came from) and `raw_sha256` (one digest over the raw files), for tracking.
 """
@@ -10,13 +11,15 @@ digits came from) and `raw_sha256` (one digest over the raw files), for tracking
 import hashlib
 import json
 import os
+import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from filterlab.config.geometry import NUM_CLASSES
+from filterlab.config.geometry import IMAGE_SIDE, NUM_CLASSES
 from filterlab.core import atomic
 from filterlab.core.errors import DataError
 
@@ -135,14 +138,42 @@ def save_prepared(path: str | os.PathLike, data: Prepared) -> None:
 
 
 def load_prepared(path: str | os.PathLike) -> Prepared:
+    """The npz `save_prepared` wrote; anything else (truncated, corrupt, object arrays, wrong shapes or
+    dtypes) is one DataError line telling how to rebuild it."""
     if not os.path.isfile(path):
         raise DataError(f"{path}: prepared dataset not found; run `dvc repro prepare`")
-    arrays = atomic.load_npz(path)
+    rebuild = "re-run `dvc repro -f prepare`"
+    try:
+        arrays = atomic.load_npz(path)
+    except zipfile.BadZipFile as error:
+        raise DataError(f"{path}: not a readable npz ({error}); {rebuild}") from None
+    except ValueError as error:  # object arrays (pickle refused), a malformed array header
+        raise DataError(f"{path}: {' '.join(str(error).split())}; {rebuild}") from None
+    except (OSError, EOFError, zlib.error) as error:  # truncated or damaged members
+        raise DataError(f"{path}: damaged ({type(error).__name__}: {error}); {rebuild}") from None
     missing = [name for name in Prepared.__dataclass_fields__ if name not in arrays]
     if missing:
         raise DataError(f"{path}: missing arrays {', '.join(missing)}; re-run `dvc repro prepare`")
+    _check_layout(path, arrays, rebuild)
     return Prepared(
         **{name: arrays[name] for name in Prepared.__dataclass_fields__ if name not in ("source", "raw_sha256")},
         source=str(arrays["source"]),
         raw_sha256=str(arrays["raw_sha256"]),
     )
+
+
+def _check_layout(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], rebuild: str) -> None:
+    """float32 (N, 28, 28, 1) images with N int labels in [0, 10) per split; 0-d strings for the rest."""
+    for split in SPLITS:
+        images, labels = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if images.dtype != np.float32 or images.ndim != 4 or images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE, 1):
+            raise DataError(f"{path}: x_{split} is {images.dtype} {images.shape}, expected float32 "
+                            f"(N, {IMAGE_SIDE}, {IMAGE_SIDE}, 1); {rebuild}")
+        if labels.ndim != 1 or labels.dtype.kind not in "iu" or labels.shape[0] != images.shape[0]:
+            raise DataError(f"{path}: y_{split} is {labels.dtype} {labels.shape}, expected "
+                            f"{images.shape[0]} integer labels; {rebuild}")
+        if images.shape[0] == 0 or labels.min() < 0 or labels.max() >= NUM_CLASSES:
+            raise DataError(f"{path}: y_{split} is empty or holds labels outside [0, {NUM_CLASSES}); {rebuild}")
+    for name in ("source", "raw_sha256"):
+        if arrays[name].ndim != 0 or arrays[name].dtype.kind != "U":
+            raise DataError(f"{path}: {name} is not a string; {rebuild}")

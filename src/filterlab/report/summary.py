@@ -18,15 +18,19 @@ from filterlab.report.tables import (
     variant_table,
 )
 
-# What can open markup in the middle of a line (emphasis, code, links, tables, strike-through),
-# plus < and > (raw HTML in a comment). Every escaped text sits after a prefix such as "# " or
-# "| ", so line-start markers (#, -, 1.) need no escape.
-_SPECIAL = re.compile(r"([\\`*_\[\]|<>~])")
+# What can open markup in the middle of a line: emphasis, code, links and images (! [ ] ( )),
+# tables, strike-through, < and > (raw HTML in a comment), & (entities: &lt;img&gt; would
+# render as a tag's text, &#96; as a backtick) and # (a trailing run closes a heading early).
+# Every escaped text sits after a prefix such as "# " or "| ", so line-start markers need no escape.
+_SPECIAL = re.compile(r"([\\`*_\[\]()!|<>~&#])")
+# GitHub turns @name into a notification for that user or team, escaped or not; a word joiner
+# (U+2060, invisible) after the @ keeps the text as written without pinging anyone.
+_MENTION = re.compile(r"@(?=[A-Za-z0-9])")
 
 
 def escape(text: str) -> str:
-    """Text that renders as itself in GitHub Markdown, on one line."""
-    return _SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+    """Text that renders as itself in GitHub Markdown, on one line, and notifies no one."""
+    return _MENTION.sub("@\u2060", _SPECIAL.sub(r"\\\1", " ".join(str(text).split())))
 
 
 def _md_table(table: Table) -> list[str]:
@@ -40,7 +44,7 @@ def context_line(results: Results) -> str:
 
 
 def render_markdown(results: Results, available: list[str], plot_names: list[str]) -> str:
-    lines = [f"# {escape(results.title)}", "", f"**Data source:** `{results.data_source}`", ""]
+    lines = [f"# {escape(results.title)}", "", f"**Data source:** {escape(results.data_source)}", ""]
     if results.context:
         lines += [escape(context_line(results)), ""]
     if is_bundled(results):

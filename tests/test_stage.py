@@ -1,0 +1,51 @@
+"""filterlab.core.stage.run's one-line contract for faults, and filterlab.core.lifeline's process checks."""
+
+import errno
+import os
+import subprocess
+import sys
+
+from filterlab.core import lifeline, stage
+
+
+def _wrapped_enospc():
+    try:
+        raise OSError(errno.ENOSPC, "No space left on device", "/out/models/f8_k3_s1/.model.42.keras")
+    except OSError as error:
+        raise RuntimeError("Unable to synchronously create file") from error  # how h5py / Keras wrap it
+
+
+def test_disk_full_however_wrapped_is_one_line_naming_the_file(capsys):
+    assert stage.run(_wrapped_enospc) == stage.EXIT_FAILED
+    err = capsys.readouterr().err
+    assert err.splitlines() == ["error: /out/models/f8_k3_s1/.model.42.keras: no space left on the device; "
+                                "free some space and re-run (the previous outputs are kept)"], err
+
+
+def test_sqlite_disk_full_is_one_line(capsys):
+    import sqlite3
+
+    def full():
+        raise sqlite3.OperationalError("database or disk is full")
+
+    assert stage.run(full) == stage.EXIT_FAILED
+    assert capsys.readouterr().err.startswith("error: a file this stage writes: no space left on the device")
+
+
+def test_alive_tells_a_live_process_from_a_dead_or_reused_pid():
+    me = lifeline.identity()
+    assert lifeline.alive(me) is True
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert lifeline.alive({**me, lifeline.PID_TAG: str(child.pid)}) is False
+    assert lifeline.alive({**me, lifeline.STARTED_TAG: "12.00"}) is False  # this pid, but another process's start
+    assert lifeline.alive({**me, lifeline.HOST_TAG: "elsewhere.invalid"}) is None
+    assert lifeline.alive({}) is None
+
+
+def test_the_owner_skips_shells_between_dvc_and_the_stage():
+    """`sh -c 'python ...'` (dash does not exec): the owner is the process above the shell, here this one."""
+    code = "from filterlab.core import lifeline; print(lifeline.owner().pid)"
+    out = subprocess.run(["/bin/sh", "-c", f'"{sys.executable}" -c "{code}"; true'], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    assert int(out) == os.getpid()
