@@ -9,12 +9,19 @@ TF_PACKAGE ?= tensorflow-cpu
 STAMP := $(VENV)/.installed-$(TF_PACKAGE)
 UI_HOST ?= 127.0.0.1
 UI_PORT ?= 5000
+# The team MLflow server (README: Team setup). The DSN names a PostgreSQL database that exists;
+# `make server` creates or migrates MLflow's tables in it. Artifacts go to a folder every user can reach.
+MLFLOW_BACKEND_URI ?= postgresql://mlflow@127.0.0.1:5432/mlflow
+MLFLOW_ARTIFACTS ?= $(abspath mlartifacts-server)
+SERVER_HOST ?= 127.0.0.1
+SERVER_PORT ?= 5001
+TEAM_STAMP := $(VENV)/.team-installed
 
 # Stages call plain `python` and `dvc`: put the venv first so they are the pinned ones.
 export PATH := $(abspath $(BIN)):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install repro test test-all bench ui lock clean-venv vega
+.PHONY: install team-install repro test test-all test-team bench ui server lock clean-venv vega
 
 install: $(STAMP)
 
@@ -25,6 +32,13 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r $(VENV)/requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.installed-*
+	touch $@
+
+# The optional team extras (S3 plugin, PostgreSQL driver, moto's S3 server), pinned on top of the lock.
+team-install: $(TEAM_STAMP)
+
+$(TEAM_STAMP): $(STAMP) requirements-team.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -r requirements-team.lock
 	touch $@
 
 repro: $(STAMP)
@@ -39,6 +53,10 @@ test-all: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -m ""
 
+# The heavy shared-path tests: remotes (directory, S3), MLflow on PostgreSQL, the CI script.
+test-team: $(TEAM_STAMP)
+	$(BIN)/python -m pytest -m team
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
@@ -47,6 +65,13 @@ ui: $(STAMP)
 	@echo "train runs, best test accuracy first: $$($(BIN)/python -m filterlab.core.tracking http://$(UI_HOST):$(UI_PORT))"
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri "sqlite:///$(abspath mlflow.db)" \
 		--host $(UI_HOST) --port $(UI_PORT) --workers 1
+
+# The team tracking server: PostgreSQL backend, artifacts proxied by the server to MLFLOW_ARTIFACTS,
+# loopback only unless SERVER_HOST says otherwise. Stages log there with MLFLOW_TRACKING_URI set to its URL.
+server: $(TEAM_STAMP)
+	$(BIN)/mlflow db upgrade "$(MLFLOW_BACKEND_URI)"
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server --backend-store-uri "$(MLFLOW_BACKEND_URI)" \
+		--artifacts-destination "$(MLFLOW_ARTIFACTS)" --serve-artifacts --host $(SERVER_HOST) --port $(SERVER_PORT)
 
 # Re-pin every dependency from pyproject.toml's ranges into requirements.lock.
 lock:
