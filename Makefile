@@ -9,6 +9,8 @@ TF_PACKAGE ?= tensorflow-cpu
 STAMP := $(VENV)/.installed-$(TF_PACKAGE)
 UI_HOST ?= 127.0.0.1
 UI_PORT ?= 5000
+UI_DB ?= mlflow.db
+UI_ARTIFACTS ?= mlartifacts
 # The team MLflow server (README: Team setup). The DSN names a PostgreSQL database that exists;
 # `make server` creates or migrates MLflow's tables in it. Artifacts go to a folder every user can reach.
 MLFLOW_BACKEND_URI ?= postgresql://mlflow@127.0.0.1:5432/mlflow
@@ -21,7 +23,7 @@ TEAM_STAMP := $(VENV)/.team-installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install team-install repro test test-all test-team bench ui server lock clean-venv vega
+.PHONY: install team-install repro test test-all test-team push bench bench-team ui server lock clean-venv vega
 
 install: $(STAMP)
 
@@ -53,6 +55,12 @@ test-all: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -m ""
 
+# Share this clone's results with the team remote (README: Team setup): outputs, run-cache, and the
+# run-cache's uncached outputs (metrics, plots), which `dvc push --run-cache` alone leaves behind.
+DVC_REMOTE ?= team
+push: $(STAMP)
+	$(BIN)/python .ci/push_run_cache.py -r $(DVC_REMOTE)
+
 # The heavy shared-path tests: remotes (directory, S3), MLflow on PostgreSQL, the CI script.
 test-team: $(TEAM_STAMP)
 	$(BIN)/python -m pytest -m team
@@ -60,11 +68,16 @@ test-team: $(TEAM_STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
+# Run-cache restore against a from-scratch repro, and MLflow on PostgreSQL against sqlite.
+bench-team: $(TEAM_STAMP)
+	$(BIN)/python benchmarks/team.py
+
+# UI_DB / UI_ARTIFACTS open another store, such as CI's downloaded `mlflow` artifact (README: Team setup).
 ui: $(STAMP)
-	@echo "MLflow UI: http://$(UI_HOST):$(UI_PORT)  (database: $(abspath mlflow.db))"
-	@echo "train runs, best test accuracy first: $$($(BIN)/python -m filterlab.core.tracking http://$(UI_HOST):$(UI_PORT))"
-	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri "sqlite:///$(abspath mlflow.db)" \
-		--host $(UI_HOST) --port $(UI_PORT) --workers 1
+	@echo "MLflow UI: http://$(UI_HOST):$(UI_PORT)  (database: $(abspath $(UI_DB)))"
+	@echo "train runs, best test accuracy first: $$(MLFLOW_TRACKING_URI="sqlite:///$(abspath $(UI_DB))" $(BIN)/python -m filterlab.core.tracking http://$(UI_HOST):$(UI_PORT))"
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri "sqlite:///$(abspath $(UI_DB))" \
+		--artifacts-destination "$(abspath $(UI_ARTIFACTS))" --host $(UI_HOST) --port $(UI_PORT) --workers 1
 
 # The team tracking server: PostgreSQL backend, artifacts proxied by the server to MLFLOW_ARTIFACTS,
 # loopback only unless SERVER_HOST says otherwise. Stages log there with MLFLOW_TRACKING_URI set to its URL.
