@@ -1,9 +1,10 @@
 """DVC remotes with the run-cache: a second clone restores every stage instead of running it.
 
 Clone A (a committed temp copy, tiny params) runs `dvc repro` once and pushes its cache and
-run-cache to a remote; clone B is a fresh `git clone` of the same commit (no dvc.lock, no
-cache) that pulls the run-cache and runs `dvc repro --pull`: every stage must be restored, none run. Checked against a directory remote and
-against moto's S3 server on loopback, through the pinned dvc-s3 plugin.
+run-cache to a remote (`make push`); clone B is a fresh `git clone` of the same commit (no
+dvc.lock, no cache) that pulls the run-cache and runs `dvc repro --pull`: every stage must be
+restored, none run. Checked against a directory remote and against moto's S3 server on
+loopback, through the pinned dvc-s3 plugin.
 """
 
 import pytest
