@@ -70,7 +70,7 @@ bench: $(STAMP)
 
 # Run-cache restore against a from-scratch repro, and MLflow on PostgreSQL against sqlite.
 bench-team: $(TEAM_STAMP)
-	$(BIN)/python benchmarks/team.py
+	$(BIN)/python benchmarks/team_setup.py
 
 # UI_DB / UI_ARTIFACTS open another store, such as CI's downloaded `mlflow` artifact (README: Team setup).
 ui: $(STAMP)
