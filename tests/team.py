@@ -46,7 +46,9 @@ def repo_env(copy: Path) -> dict:
            "MLFLOW_TRACKING_URI": f"sqlite:///{copy.parent / 'mlflow.db'}", "GIT_AUTHOR_NAME": "team",
            "GIT_AUTHOR_EMAIL": "team@example.invalid", "GIT_COMMITTER_NAME": "team",
            "GIT_COMMITTER_EMAIL": "team@example.invalid"}
-    env.pop("FILTERLAB_SWEEP_ID", None)
+    # The CI script's inputs come from each test, never from the caller's environment (a CI job's secrets).
+    for name in ("FILTERLAB_SWEEP_ID", "DVC_REMOTE_URL", "DVC_REMOTE_ENDPOINT", "DVC_REMOTE", "CI_PUSH", "GITHUB_REF"):
+        env.pop(name, None)
     return env
 
 
