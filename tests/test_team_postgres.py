@@ -8,6 +8,7 @@ the REST API, as a teammate's client would.
 """
 
 import json
+import subprocess
 import time
 
 import pytest
@@ -56,7 +57,11 @@ def test_pipeline_and_queued_experiments_log_each_run_once_to_postgres(pg_mlflow
     for filters in QUEUED:
         sh(["dvc", "exp", "run", "--queue", "-n", f"filters-{filters}", "-S", f"train.grid.filters=[{filters}]"],
            copy, env)
-    sh(["dvc", "queue", "start", "-j", "2"], copy, env)
+    # Output to a file, not a pipe: the two workers it starts inherit it, and a pipe would hold this call
+    # until they exit. wait_for_queue then watches `dvc queue status`.
+    with open(tmp_path / "queue-start.log", "w") as log:
+        subprocess.run(["dvc", "queue", "start", "-j", "2"], cwd=copy, env=env, stdout=log, stderr=subprocess.STDOUT,
+                       check=True, timeout=300)
     status = wait_for_queue(copy, env)
     assert status.count("Success") == len(QUEUED), status
 
