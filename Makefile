@@ -9,12 +9,21 @@ TF_PACKAGE ?= tensorflow-cpu
 STAMP := $(VENV)/.installed-$(TF_PACKAGE)
 UI_HOST ?= 127.0.0.1
 UI_PORT ?= 5000
+UI_DB ?= mlflow.db
+UI_ARTIFACTS ?= mlartifacts
+# The team MLflow server (README: Team setup). The DSN names a PostgreSQL database that exists;
+# `make server` creates or migrates MLflow's tables in it. Artifacts go to a folder every user can reach.
+MLFLOW_BACKEND_URI ?= postgresql://mlflow@127.0.0.1:5432/mlflow
+MLFLOW_ARTIFACTS ?= $(abspath mlartifacts-server)
+SERVER_HOST ?= 127.0.0.1
+SERVER_PORT ?= 5001
+TEAM_STAMP := $(VENV)/.team-installed
 
 # Stages call plain `python` and `dvc`: put the venv first so they are the pinned ones.
 export PATH := $(abspath $(BIN)):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install repro test test-all bench ui lock clean-venv vega
+.PHONY: install team-install repro test test-all test-team push bench bench-team ui server lock clean-venv vega
 
 install: $(STAMP)
 
@@ -25,6 +34,13 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r $(VENV)/requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.installed-*
+	touch $@
+
+# The optional team extras (S3 plugin, PostgreSQL driver, moto's S3 server), pinned on top of the lock.
+team-install: $(TEAM_STAMP)
+
+$(TEAM_STAMP): $(STAMP) requirements-team.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -r requirements-team.lock
 	touch $@
 
 repro: $(STAMP)
@@ -39,17 +55,39 @@ test-all: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -m ""
 
+# Share this clone's results with the team remote (README: Team setup): outputs, run-cache, and the
+# run-cache's uncached outputs (metrics, plots), which `dvc push --run-cache` alone leaves behind.
+DVC_REMOTE ?= team
+push: $(STAMP)
+	$(BIN)/python .ci/push_run_cache.py -r $(DVC_REMOTE)
+
+# The heavy shared-path tests: remotes (directory, S3), MLflow on PostgreSQL, the CI script.
+test-team: $(TEAM_STAMP)
+	$(BIN)/python -m pytest -m team
+
 # The component figures (about 10 minutes), then the whole from-scratch run (about 12 more);
 # `MNIST_MIRROR=<dir> make bench` measures the whole run on full MNIST.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/whole_run.py
 
+# Run-cache restore against a from-scratch repro, and MLflow on PostgreSQL against sqlite.
+bench-team: $(TEAM_STAMP)
+	$(BIN)/python benchmarks/team_setup.py
+
+# UI_DB / UI_ARTIFACTS open another store, such as CI's downloaded `mlflow` artifact (README: Team setup).
 ui: $(STAMP)
-	@echo "MLflow UI: http://$(UI_HOST):$(UI_PORT)  (database: $(abspath mlflow.db))"
-	@echo "train runs, best test accuracy first: $$($(BIN)/python -m filterlab.core.tracking http://$(UI_HOST):$(UI_PORT))"
-	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri "sqlite:///$(abspath mlflow.db)" \
-		--host $(UI_HOST) --port $(UI_PORT) --workers 1
+	@echo "MLflow UI: http://$(UI_HOST):$(UI_PORT)  (database: $(abspath $(UI_DB)))"
+	@echo "train runs, best test accuracy first: $$(MLFLOW_TRACKING_URI="sqlite:///$(abspath $(UI_DB))" $(BIN)/python -m filterlab.core.tracking http://$(UI_HOST):$(UI_PORT))"
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri "sqlite:///$(abspath $(UI_DB))" \
+		--artifacts-destination "$(abspath $(UI_ARTIFACTS))" --host $(UI_HOST) --port $(UI_PORT) --workers 1
+
+# The team tracking server: PostgreSQL backend, artifacts proxied by the server to MLFLOW_ARTIFACTS,
+# loopback only unless SERVER_HOST says otherwise. Stages log there with MLFLOW_TRACKING_URI set to its URL.
+server: $(TEAM_STAMP)
+	$(BIN)/mlflow db upgrade "$(MLFLOW_BACKEND_URI)"
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server --backend-store-uri "$(MLFLOW_BACKEND_URI)" \
+		--artifacts-destination "$(MLFLOW_ARTIFACTS)" --serve-artifacts --host $(SERVER_HOST) --port $(SERVER_PORT)
 
 # Re-pin every dependency from pyproject.toml's ranges into requirements.lock.
 lock:

@@ -12,8 +12,10 @@ def test_top_level_plots_draw_the_long_history_one_colour_per_variant():
     # One long file with a `variant` column (the report stage writes it) instead of a list of
     # per-variant files that drifts from train.grid; the template colours by that column.
     pipeline = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    history = pipeline["stages"]["report"]["outs"]
-    assert any(isinstance(out, dict) and "reports/plots/history.csv" in out for out in history)
+    # A stage plot, not a plain out: still in git (cache: false), and the stage keeps its run-cache entry.
+    (history,) = pipeline["stages"]["report"]["plots"]
+    spec = history["reports/plots/history.csv"]
+    assert spec["cache"] is False and spec["template"] == "by_variant" and spec["y"] == "val_accuracy"
     template = json.loads((ROOT / ".dvc/plots/by_variant.json").read_text())
     assert template["encoding"]["color"]["field"] == "variant"
     assert pipeline["plots"], "dvc.yaml has no top-level plots"
@@ -21,6 +23,14 @@ def test_top_level_plots_draw_the_long_history_one_colour_per_variant():
         (name, spec), = plot.items()
         assert spec["template"] == "by_variant", name
         assert list(spec["y"]) == ["reports/plots/history.csv"], name
+
+
+def test_only_metrics_and_plots_are_uncached():
+    # DVC saves no run-cache entry for a stage with any other `cache: false` out, and the team
+    # remote and CI restore stages from the run-cache (README: Team setup).
+    for name, stage in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items():
+        for out in stage.get("outs", []):
+            assert not (isinstance(out, dict) and next(iter(out.values())).get("cache") is False), (name, out)
 
 
 def test_grid_params_are_not_a_dependency_of_the_train_stages():

@@ -54,7 +54,8 @@ def test_workflow_tests_then_reproduces_then_reports_what_moved():
     workflow = yaml.safe_load(WORKFLOW.read_text())
     triggers = workflow[True]  # YAML 1.1 reads the bare key `on` as true
     for event in ("push", "pull_request"):
-        assert {"params.yaml", "dvc.yaml", "pipeline/**", "src/**"} <= set(triggers[event]["paths"])
+        assert {"params.yaml", "dvc.yaml", "pipeline/**", "src/**", "tests/**", "Makefile", "pyproject.toml",
+                ".ci/**"} <= set(triggers[event]["paths"])
     assert workflow["permissions"]["pull-requests"] == "write"
     (job,) = workflow["jobs"].values()
     steps = job["steps"]
@@ -63,8 +64,15 @@ def test_workflow_tests_then_reproduces_then_reports_what_moved():
     python = next(s for s in steps if s.get("uses", "").startswith("actions/setup-python@"))
     assert python["with"] == {"python-version": "3.11", "cache": "pip", "cache-dependency-path": "requirements.lock"}
     commands = "\n".join(s.get("run", "") for s in steps)
-    order = [commands.index(part) for part in ("make test", "make repro", "dvc params diff", "dvc metrics diff")]
+    order = [commands.index(part) for part in (".ci/run", ".ci/pipeline", "dvc params diff", "dvc metrics diff")]
     assert order == sorted(order)
     assert "--md" in commands and "reports/summary.md" in commands and "$GITHUB_STEP_SUMMARY" in commands
+    # Without a remote, .dvc/cache comes from the Actions cache keyed on dvc.lock; without a server,
+    # the MLflow pair is uploaded.
+    restore = next(s for s in steps if s.get("uses", "").startswith("actions/cache/restore@"))
+    assert restore["with"]["path"] == ".dvc/cache" and "hashFiles('dvc.lock')" in restore["with"]["key"]
+    assert restore["if"] == "env.DVC_REMOTE_URL == ''"
+    kept = next(s for s in steps if s.get("name") == "Keep the MLflow runs")
+    assert "mlflow.db" in kept["with"]["path"] and "MLFLOW_TRACKING_URI == ''" in kept["if"]
     comment = next(s for s in steps if "gh pr comment" in s.get("run", ""))
     assert comment["if"] == "github.event_name == 'pull_request'" and "GH_TOKEN" in comment["env"]

@@ -1,0 +1,206 @@
+"""Support for the `team` tests: a committed copy of the repo, and real servers on loopback.
+
+Reads the repository's tracked files and the pinned venv; writes only under the temp folders
+it is given. The servers are real processes, started here and stopped (with their process
+groups) after the test: PostgreSQL from Debian's binaries, moto's standalone S3 server, and
+`mlflow server` on PostgreSQL. Each fixture skips its test, with the reason, where its
+server cannot run.
+"""
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import TINY, free_port, stop, write_params
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+PG_BIN = Path(os.environ.get("FILTERLAB_PG_BIN", "/usr/lib/postgresql/15/bin"))
+RUNNING = re.compile(r"Running stage '([^']+)'")
+
+
+def sh(command: list[str], cwd: Path, env: dict, timeout: int = 1500) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return result
+
+
+def ran(output: str) -> list[str]:
+    """The stages a `dvc repro` (or `dvc exp run`) actually ran, from its "Running stage" lines."""
+    return sorted(set(RUNNING.findall(output)))
+
+
+def repo_env(copy: Path) -> dict:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "TF_CPP_MIN_LOG_LEVEL": "2",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{copy.parent / 'mlflow.db'}", "GIT_AUTHOR_NAME": "team",
+           "GIT_AUTHOR_EMAIL": "team@example.invalid", "GIT_COMMITTER_NAME": "team",
+           "GIT_COMMITTER_EMAIL": "team@example.invalid"}
+    # The CI script's inputs come from each test, never from the caller's environment (a CI job's secrets).
+    for name in ("FILTERLAB_SWEEP_ID", "DVC_REMOTE_URL", "DVC_REMOTE_ENDPOINT", "DVC_REMOTE", "CI_PUSH", "GITHUB_REF"):
+        env.pop(name, None)
+    return env
+
+
+def committed_copy(copy: Path, overrides: dict | None = None) -> tuple[Path, dict]:
+    """The project's files (no outputs) in `copy`, params shrunk to TINY plus `overrides`, committed."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.split("\0")
+    for name in filter(None, listed):
+        if (ROOT / name).is_file() and not name.startswith(("data/", "models/", "reports/")) and name != "dvc.lock":
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, copy / name)
+    write_params(copy / "params.yaml", {**TINY, **(overrides or {})})
+    env = repo_env(copy)
+    sh(["git", "init", "-q", "-b", "main"], copy, env)
+    sh(["git", "add", "-A"], copy, env)
+    sh(["git", "commit", "-q", "-m", "tiny"], copy, env)
+    return copy, env
+
+
+def git_clone(source: Path, dest: Path) -> tuple[Path, dict]:
+    """A fresh clone of `source` (tracked files only: no DVC cache, no outputs)."""
+    env = repo_env(dest)
+    sh(["git", "clone", "-q", str(source), str(dest)], dest.parent, env)
+    return dest, env
+
+
+def _wait(url: str, process: subprocess.Popen, log: Path, what: str, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"{what} exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return  # it answers
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} not answering in {seconds:.0f} s:\n{log.read_text()}")
+        time.sleep(0.3)
+
+
+def _serve(command: list[str], url: str, log: Path, what: str, env: dict | None = None):
+    with open(log, "w") as out:
+        # Own session, so teardown stops the whole process group (workers included).
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env or os.environ,
+                                   start_new_session=True)
+    _wait(url, process, log, what)
+    return process
+
+
+class Missing(Exception):
+    """A server cannot run here; the fixtures turn it into a skip with this reason."""
+
+
+def _as_postgres() -> list[str]:
+    if not (PG_BIN / "initdb").exists():
+        raise Missing(f"PostgreSQL binaries not found in {PG_BIN} (set FILTERLAB_PG_BIN)")
+    if os.geteuid() == 0:
+        if shutil.which("runuser") is None:
+            raise Missing("runuser not found: root runs PostgreSQL as the `postgres` user through it")
+        return ["runuser", "-u", "postgres", "--"]
+    return []
+
+
+@contextlib.contextmanager
+def postgres_cluster() -> Iterator[str]:
+    """DSN of a throwaway PostgreSQL cluster on 127.0.0.1 (trust auth, loopback only) with an empty database."""
+    as_pg = _as_postgres()
+    # Not under pytest's tmp_path: its parents are private to root, and the server runs as `postgres`.
+    base = Path(tempfile.mkdtemp(prefix="filterlab-pg-"))
+    if as_pg:
+        shutil.chown(base, "postgres", "postgres")
+    port, data = free_port(), base / "data"
+    try:
+        subprocess.run([*as_pg, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+                        "-E", "UTF8"], check=True, capture_output=True, timeout=120)
+        subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w", "-t", "60",
+                        "-o", f"-c listen_addresses=127.0.0.1 -p {port} -k {base}", "start"],
+                       check=True, capture_output=True, timeout=120)
+        subprocess.run([*as_pg, str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
+                        "mlflow"], check=True, capture_output=True, timeout=60)
+        yield f"postgresql://postgres@127.0.0.1:{port}/mlflow"
+    finally:
+        subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+                       capture_output=True, timeout=120)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def mlflow_server_on(backend: str, folder: Path) -> Iterator[str]:
+    """URL of `mlflow server` on `backend`, artifacts proxied to folder/artifacts, as `make server` runs it."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as error:
+        raise Missing("the PostgreSQL driver is in the team extra: make test-team") from error
+    port = free_port()
+    command = [str(BIN / "mlflow"), "server", "--backend-store-uri", backend,
+               "--artifacts-destination", str(folder / "artifacts"), "--serve-artifacts",
+               "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    server = _serve(command, f"http://127.0.0.1:{port}/health", folder / "server.log", "mlflow server", env)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(server)
+
+
+def _skipping(manager):
+    try:
+        return manager.__enter__()
+    except Missing as reason:
+        pytest.skip(str(reason))
+
+
+@pytest.fixture
+def postgres():
+    """DSN of a throwaway PostgreSQL cluster on loopback; skips, with the reason, where it cannot run."""
+    cluster = postgres_cluster()
+    try:
+        yield _skipping(cluster)
+    finally:
+        cluster.__exit__(None, None, None)
+
+
+@pytest.fixture
+def pg_mlflow_server(postgres, tmp_path):
+    """URL of `mlflow server` on the PostgreSQL backend, artifacts proxied to tmp_path/artifacts."""
+    server = mlflow_server_on(postgres, tmp_path)
+    try:
+        yield _skipping(server)
+    finally:
+        server.__exit__(None, None, None)
+
+
+@pytest.fixture
+def s3_server(tmp_path):
+    """(endpoint URL, credentials env) of moto's S3 server on 127.0.0.1 with an empty bucket `filterlab`."""
+    if not (BIN / "moto_server").exists():
+        pytest.skip("moto's S3 server is in the team-test extra: make test-team")
+    boto3 = pytest.importorskip("boto3", reason="boto3 comes with the team extra: make test-team")
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    server = _serve([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], endpoint,
+                    tmp_path / "moto.log", "moto_server")
+    credentials = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                   "AWS_DEFAULT_REGION": "us-east-1"}
+    try:
+        client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing",
+                              aws_secret_access_key="testing", region_name="us-east-1")
+        client.create_bucket(Bucket="filterlab")
+        yield endpoint, credentials
+    finally:
+        stop(server)
