@@ -15,7 +15,7 @@ from team import committed_copy, git_clone, ran, sh
 
 pytestmark = pytest.mark.team
 
-FIRST = ["baselines", "download", "filters@4-3-2", "prepare", "probes", "report", "train@4-3-2"]
+FIRST = ["baselines", "download", "filters@4-3-2", "prepare", "probes", "report", "train@4-3-2", "validate"]
 
 
 def test_ci_pipeline_fills_the_remote_then_retrains_only_the_new_variant(tmp_path):
