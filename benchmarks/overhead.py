@@ -16,7 +16,7 @@ from pathlib import Path
 from measure import summary, timed
 
 
-def _env(workdir: Path) -> dict:
+def stage_env(workdir: Path) -> dict:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{workdir / 'mlflow.db'}"
@@ -48,7 +48,7 @@ def stage_overhead(repo: Path, stage: str, bare_fit_seconds: list[float], repeat
     """Wall time of `dvc repro -f -s <stage>` (process start, imports, data load, MLflow, saving, DVC)."""
     with tempfile.TemporaryDirectory(prefix="filterlab-bench-") as temp:
         copy = copy_repo(repo, Path(temp))
-        env = _env(Path(temp))
+        env = stage_env(Path(temp))
         _dvc(["repro", "prepare"], copy, env)  # inputs of the stage; not timed
         _dvc(["repro", "-f", "-s", stage], copy, env)  # warm-up
         walls = [timed(lambda: _dvc(["repro", "-f", "-s", stage], copy, env)) for _ in range(repeats)]
