@@ -6,7 +6,11 @@ reports/benchmarks.json (or --out) under "pipeline". The stages see this process
 environment, so `MNIST_MIRROR=<dir> python benchmarks/whole_run.py` measures full MNIST.
 
     python benchmarks/whole_run.py                 # about 12 minutes on 2 cores, offline data
+    python benchmarks/whole_run.py --against 423f27d   # and an older commit, one after the other
     MNIST_MIRROR=/srv/mnist python benchmarks/whole_run.py
+
+Each copy runs its own `src/` (PYTHONPATH), not the checkout the virtualenv installed, so
+`--against` measures the older code, side by side in one run on the same machine.
 
 Per-stage seconds come from timestamping DVC's "Running stage '<name>'" lines as they are
 printed: a stage's wall time runs from its line to the next one (or to the end of the
@@ -57,19 +61,35 @@ def timed_repro(command: list[str], copy: Path, env: dict) -> tuple[float, dict[
 
 
 def fit_seconds(copy: Path) -> dict[str, float]:
-    """The stages' own fit seconds, by kind: every grid variant and every baseline."""
+    """The stages' own fit seconds, by kind: every grid variant, every baseline, and the probes' training
+    (their optimiser steps are fitting too; a pipeline from before they were recorded counts them as 0)."""
     totals = {}
     for folder in ("train", "baselines"):
         files = sorted((copy / "reports" / "metrics" / folder).glob("*.json"))
         totals[folder] = sum(json.loads(path.read_text())["train_seconds"] for path in files)
+    probes = copy / "reports" / "details" / "probes.json"
+    totals["probes"] = json.loads(probes.read_text()).get("train_seconds", 0.0) if probes.is_file() else 0.0
     return totals
 
 
-def measure(repo: Path, repeats: int) -> dict:
+def copy_revision(repo: Path, revision: str, into: Path) -> Path:
+    """`revision`'s tracked files (git archive) in a fresh git repo under `into`."""
+    target = into / "repo"
+    target.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", "--format=tar", revision], cwd=repo, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=bench", "-c", "user.email=bench@localhost",
+                                                 "commit", "-qm", f"benchmark copy of {revision}"]):
+        subprocess.run(["git", *args], cwd=target, check=True, capture_output=True)
+    return target
+
+
+def measure(repo: Path, repeats: int, revision: str | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="filterlab-bench-pipeline-") as temp:
-        copy = copy_repo(repo, Path(temp))
+        copy = copy_revision(repo, revision, Path(temp)) if revision else copy_repo(repo, Path(temp))
         env = stage_env(Path(temp))
         env.pop("FILTERLAB_SWEEP_ID", None)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(copy / "src"), env.get("PYTHONPATH")]))
         dvc = str(Path(sys.executable).parent / "dvc")
         wall, stages, _output = timed_repro([dvc, "repro"], copy, env)
         fits = fit_seconds(copy)
@@ -80,6 +100,7 @@ def measure(repo: Path, repeats: int) -> dict:
         per_kind[kind(stage)].append(seconds)
     fit_total = sum(fits.values())
     return {
+        "revision": revision or "working tree",
         "data_source": source,
         "mnist_mirror": bool(os.environ.get("MNIST_MIRROR")),
         "stages_run": len(stages),
@@ -97,20 +118,46 @@ def measure(repo: Path, repeats: int) -> dict:
     }
 
 
+def compared(now: dict, before: dict) -> dict:
+    """Ratios of the two runs (this one over the older one): below 1 is faster. The overhead here counts the
+    probes' training as overhead in both, since a commit from before `train_seconds` in probes.json has no figure."""
+    def overhead(entry: dict) -> float:
+        return entry["wall_seconds"] - entry["fit_seconds"]["train"] - entry["fit_seconds"]["baselines"]
+
+    return {"against": before["revision"],
+            "wall_ratio": round(now["wall_seconds"] / before["wall_seconds"], 3),
+            "overhead_ratio": round(overhead(now) / overhead(before), 3),
+            "fit_ratio": round((now["fit_seconds"]["train"] + now["fit_seconds"]["baselines"])
+                               / (before["fit_seconds"]["train"] + before["fit_seconds"]["baselines"]), 3),
+            "noop_median_ratio": round(now["noop_repro_seconds"]["median"] / before["noop_repro_seconds"]["median"],
+                                       3) if "median" in now["noop_repro_seconds"] else None}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "benchmarks.json")
     parser.add_argument("--repeats", type=int, default=5, help="no-op `dvc repro` repetitions after a warm-up")
+    parser.add_argument("--against", metavar="REVISION", help="also measure this commit, right after, for ratios")
     args = parser.parse_args()
     result = measure(REPO, args.repeats)
+    extra = {}
+    if args.against:
+        before = measure(REPO, args.repeats, args.against)
+        extra = {"pipeline_before": before, "pipeline_change": compared(result, before)}
     previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    previous = {key: value for key, value in previous.items() if key not in ("pipeline_before", "pipeline_change")}
     tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(previous | {"pipeline": result}, indent=2, sort_keys=True) + "\n")
+    tmp.write_text(json.dumps(previous | {"pipeline": result} | extra, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, args.out)
-    kinds = ", ".join(f"{name} {entry['mean']:.1f} s" for name, entry in result["seconds_per_stage_kind"].items())
-    print(f"from-scratch dvc repro: {result['wall_seconds']:.0f} s for {result['fit_seconds']['total']:.0f} s of fits"
-          f" ({100 * result['overhead_share']:.0f}% overhead; target <= 30%)\nper stage: {kinds}\n"
-          f"no-op dvc repro: median {result['noop_repro_seconds'].get('median', float('nan')):.2f} s (target <= 2 s)")
+    for label, entry in [("now", result), *([("before", extra["pipeline_before"])] if extra else [])]:
+        kinds = ", ".join(f"{name} {k['mean']:.1f} s" for name, k in entry["seconds_per_stage_kind"].items())
+        print(f"[{label}: {entry['revision']}] from-scratch dvc repro: {entry['wall_seconds']:.0f} s for "
+              f"{entry['fit_seconds']['total']:.0f} s of fits ({100 * entry['overhead_share']:.0f}% overhead; "
+              f"target <= 30%)\nper stage: {kinds}\n"
+              f"no-op dvc repro: median {entry['noop_repro_seconds'].get('median', float('nan')):.2f} s "
+              "(target <= 2 s)")
+    if extra:
+        print(f"ratios now/before: {extra['pipeline_change']}")
 
 
 if __name__ == "__main__":

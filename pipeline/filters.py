@@ -5,8 +5,10 @@ train stage's filters.npz and run.json (filterlab.training.artifacts). conv1's f
 are recomputed from the saved kernel and bias, so this stage, which trains nothing, never
 imports TensorFlow. Writes init_vs_learned.png, evolution.png, evolution.gif and
 feature_maps.png and learned_vs_classic.png under --figures, the three similarity numbers
-(init, learned, chance) to --metrics, every filter's nearest classic kernel to --details, and adds them to
-the variant's finished MLflow run (found by its filters.npz digest) without reopening it.
+(init, learned, chance) to --metrics, and every filter's nearest classic kernel and the filters.npz
+digest to --details. It never imports MLflow either: the log_figures stage adds every
+variant's figures to its MLflow run in one process (MLflow's import and store check cost
+about 3 s a process, more than most variants' figures).
 """
 
 import argparse
@@ -29,7 +31,7 @@ def draw(args: argparse.Namespace) -> None:
     seed, style = load_seed(params), load_section(params, "figures", FiguresParams)
     section = load_section(params, "filters", FiltersParams)
 
-    from filterlab.core import atomic, tracking  # NumPy and MLflow load after the pin
+    from filterlab.core import atomic  # NumPy loads after the pin
     from filterlab.data.dataset import first_of_each_class, load_prepared
     from filterlab.figures import animation, classic, filters
     from filterlab.kernels import similarity
@@ -56,18 +58,8 @@ def draw(args: argparse.Namespace) -> None:
         pairs = classic.learned_vs_classic(kernels[-1], report, KERNELS, style.colormap, variant)
         atomic.save_figure(args.figures / "learned_vs_classic.png", pairs, dpi=style.dpi)
     atomic.write_json(args.metrics, similarity.headline(report))
-    atomic.write_json(args.details, {key: run[key] for key in artifacts.RUN_KEYS} | report)
-
-    mlflow_run = tracking.finished_run("train", {tracking.FILTERS_TAG: artifacts.file_sha256(args.filters)})
-    if mlflow_run is None:
-        print(f"{variant}: no MLflow run holds these filters (restored from DVC's run-cache?); files written only")
-    else:
-        for epoch, frame in zip(epochs, frames, strict=True):
-            mlflow_run.log_image(frame, key="conv1_filters", step=int(epoch))
-        mlflow_run.log_artifacts(args.figures, artifact_path="filters")
-        mlflow_run.log_artifact(args.details, artifact_path="filters")
-        if report["comparable"]:
-            mlflow_run.log_metrics(similarity.headline(report))
+    atomic.write_json(args.details, {key: run[key] for key in artifacts.RUN_KEYS}
+                      | {"filters_sha256": artifacts.file_sha256(args.filters)} | report)
     if report["comparable"]:
         found = sorted({entry["learned"]["kernel"] for entry in report["per_filter"]} - {None})
         summary = (f"nearest kernels {', '.join(found)}; similarity {report['similarity']['init']['mean']:.3f} at init "

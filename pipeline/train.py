@@ -74,7 +74,10 @@ def train(args: argparse.Namespace) -> None:
         run.log_artifacts(args.model_dir)
         headline = fit.headline_metrics(result, low, high)
         if section.seeds > 1:  # replicates after the saved model, so seeds: 1 and the first seed agree exactly
-            accuracies, seconds = fit.replicates(data, variant, section, seed, result)
+            accuracies, seconds = fit.replicates(
+                data, variant, section, seed, result,
+                on_start=lambda number, replicate_seed: print(
+                    f"{variant.name} [{number}/{section.seeds}] seed {replicate_seed}", flush=True))
             spread = stats.across_seeds(accuracies)
             headline |= spread | {"train_seconds": round(seconds, 2)}
             run.log_metrics({f"test_{key}": spread[key] for key in ("accuracy_seed_mean", "accuracy_seed_sd")})

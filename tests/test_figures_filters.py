@@ -5,7 +5,7 @@ import io
 import numpy as np
 import pytest
 
-from filterlab.figures import animation, filters
+from filterlab.figures import animation, filters, mosaic
 
 
 def kernels(epochs=3, size=3, filters=5):
@@ -17,11 +17,40 @@ def test_init_vs_learned_pairs_share_one_symmetric_scale():
     k = kernels()
     figure = filters.init_vs_learned(k[0], k[-1], "RdBu_r", "f5_k3_s1")
     assert "Keras conv1 weights (cross-correlation)" in figure._suptitle.get_text()
-    pairs = [axes.images[0] for axes in figure.axes if axes.images]
-    assert len(pairs) == 5
-    for index, image in enumerate(pairs):
+    (axes,) = figure.axes  # one mosaic image, not one axes per filter
+    (image,) = axes.images
+    assert image.get_clim() == (-1, 1)
+    drawn = np.ma.filled(image.get_array(), np.nan)
+    tiles = mosaic.pairs([k[0, :, :, 0, f] for f in range(5)], [k[-1, :, :, 0, f] for f in range(5)], 5)
+    titles = [text.get_text() for text in axes.texts if text.get_text().startswith("#")]
+    for index in range(5):
         peak = max(np.abs(k[0, ..., index]).max(), np.abs(k[-1, ..., index]).max())
-        assert image.get_clim() == pytest.approx((-peak, peak))
+        top, left = int(tiles.tops[index] + 0.5), int(tiles.left_centres[index] - 1)
+        np.testing.assert_allclose(drawn[top : top + 3, left : left + 3], k[0, :, :, 0, index] / peak, rtol=1e-6)
+        np.testing.assert_allclose(drawn[top : top + 3, left + 4 : left + 7], k[-1, :, :, 0, index] / peak, rtol=1e-6)
+        assert titles[index] == f"#{index}  ±{peak:.2g}"
+    assert [text.get_text() for text in axes.texts].count("learned") == 5
+
+
+def test_mosaic_pairs_lay_out_rows_with_room_for_labels():
+    rng = np.random.default_rng(2)
+    lefts, rights = [rng.normal(size=(5, 5)) for _ in range(10)], [rng.normal(size=(5, 5)) for _ in range(10)]
+    tiles = mosaic.pairs(lefts, rights, columns=4)
+    assert len(tiles.tops) == 10 and tiles.tops[4] > tiles.bottoms[0]  # pair 4 starts the second row
+    assert tiles.tops[0] >= 1  # a title band above the first row
+    np.testing.assert_array_equal(tiles.image[int(tiles.tops[9] + 0.5):][:5, 12:17], lefts[9])  # row 2, column 1
+    assert np.isnan(tiles.image).sum() == tiles.image.size - 20 * 25  # everything else is background
+    assert tiles.inches[0] == pytest.approx(4 * mosaic.CELL_INCHES)
+    with pytest.raises(ValueError, match="as many left as right"):
+        mosaic.pairs(lefts, rights[:3], columns=4)
+
+
+def test_gif_frames_read_back_what_gif_bytes_wrote():
+    frames = animation.evolution_frames(kernels(epochs=3), "RdBu_r")
+    back = animation.gif_frames(animation.gif_bytes(frames, 250))
+    assert len(back) == 3 and all(b.shape == f.shape and b.dtype == np.uint8 for b, f in zip(back, frames, strict=True))
+    # A palette of 256 colours per frame: close to the frame, not necessarily exact.
+    assert all(np.abs(b.astype(int) - f).mean() < 2 for b, f in zip(back, frames, strict=True))
 
 
 def test_evolution_frames_keep_each_filter_on_one_scale():

@@ -19,7 +19,7 @@ VARIANT = {"filters": 4, "kernel_size": 3, "stride": 2}
 
 
 def log_tiny_pipeline(base: str, tmp_path: Path, npz: Path, params: Path, monkeypatch) -> None:
-    """The train and filters stages of one variant, logging over HTTP."""
+    """The train, filters and log_figures stages of one variant, logging over HTTP."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", base)
     monkeypatch.setenv("FILTERLAB_SWEEP_ID", "http-test")
     model_dir = tmp_path / "models" / NAME
@@ -27,11 +27,16 @@ def log_tiny_pipeline(base: str, tmp_path: Path, npz: Path, params: Path, monkey
     assert load_stage("train").main([
         "--params", str(params), "--data", str(npz), *geometry, "--model-dir", str(model_dir),
         "--metrics", str(tmp_path / "metrics" / f"{NAME}.json"), "--history", str(tmp_path / "plots" / f"{NAME}.csv"),
+        "--details", str(tmp_path / "train" / f"{NAME}.json"),
     ]) == 0
     assert load_stage("filters").main([
         "--params", str(params), "--data", str(npz), "--filters", str(model_dir / "filters.npz"),
         "--run", str(model_dir / "run.json"), "--figures", str(tmp_path / "figures" / NAME),
         "--metrics", str(tmp_path / "filters" / f"{NAME}.json"),
+        "--details", str(tmp_path / "details" / f"{NAME}.json"),
+    ]) == 0
+    assert load_stage("log_figures").main([
+        "--params", str(params), "--figures", str(tmp_path / "figures"), "--details", str(tmp_path / "details"),
     ]) == 0
 
 
@@ -44,7 +49,7 @@ def test_stages_log_runs_params_metrics_and_images_over_http(mlflow_server, tmp_
     experiment = api(mlflow_server, "/api/2.0/mlflow/experiments/get-by-name", query={"experiment_name": "train"})
     experiment_id = experiment["experiment"]["experiment_id"]
     (run,) = api(mlflow_server, "/api/2.0/mlflow/runs/search", {"experiment_ids": [experiment_id]})["runs"]
-    assert run["info"]["status"] == "FINISHED" and run["info"]["run_name"] == NAME
+    assert run["info"]["status"] == "FINISHED" and run["info"]["run_name"] == f"{NAME} (http-test)"
     params = {p["key"]: p["value"] for p in run["data"]["params"]}
     assert params["filters"] == "4" and params["kernel_size"] == "3" and params["epochs"] == "1"
     metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}

@@ -20,7 +20,7 @@ from conftest import repo_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-STAGES = ("download", "prepare", "baselines", "train@", "filters@", "probes", "report")
+STAGES = ("download", "prepare", "baselines", "train@", "filters@", "log_figures", "probes", "report")
 
 
 def sh(command: list[str], cwd: Path, env: dict, timeout: int = 900) -> subprocess.CompletedProcess:
@@ -96,7 +96,7 @@ def test_mlflow_runs_have_true_durations_and_unique_names(repo):
     for run in runs:
         seconds = json.loads((copy / f"reports/metrics/train/{run.data.tags['variant']}.json").read_text())
         duration = (run.info.end_time - run.info.start_time) / 1000
-        # The filters stage adds its images later without reopening the run, so the run lasts as long as training.
+        # The log_figures stage adds its images later without reopening the run, so the run lasts as long as training.
         assert abs(duration - seconds["train_seconds"]) < 30, (duration, seconds["train_seconds"])
         assert "conv1_filters" in str(client.list_artifacts(run.info.run_id, "images"))
 

@@ -49,3 +49,18 @@ def test_the_owner_skips_shells_between_dvc_and_the_stage():
     out = subprocess.run(["/bin/sh", "-c", f'"{sys.executable}" -c "{code}"; true'], capture_output=True, text=True,
                          timeout=120, check=True).stdout
     assert int(out) == os.getpid()
+
+
+def test_a_stage_process_never_imports_scikit_learn():
+    """keras imports it for wrappers no stage uses (about 1 s a training stage); keras must still load."""
+    script = ("import sys\n"
+              "from filterlab.core import stage\n"
+              "stage.block_unused_imports()\n"
+              "import keras\n"
+              "from keras import layers\n"
+              "inputs = keras.Input((4,))\n"
+              "assert keras.Model(inputs, layers.Dense(2)(inputs)).count_params() == 10\n"
+              "print('sklearn' in sys.modules and sys.modules['sklearn'] is not None)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "False"

@@ -15,7 +15,8 @@ from team import committed_copy, git_clone, ran, sh
 
 pytestmark = pytest.mark.team
 
-FIRST = ["baselines", "download", "filters@4-3-2", "prepare", "probes", "report", "train@4-3-2", "validate"]
+FIRST = ["baselines", "download", "filters@4-3-2", "log_figures", "prepare", "probes", "report", "train@4-3-2",
+         "validate"]
 
 
 def test_ci_pipeline_fills_the_remote_then_retrains_only_the_new_variant(tmp_path):
@@ -32,7 +33,7 @@ def test_ci_pipeline_fills_the_remote_then_retrains_only_the_new_variant(tmp_pat
     env_b.pop("MLFLOW_TRACKING_URI")
     second = sh([".ci/pipeline"], b, {**env_b, "DVC_REMOTE_URL": str(remote), "GITHUB_REF": "refs/heads/feature"})
     # validate re-reads the edited params.yaml; its stamp is unchanged, so nothing else re-runs for it.
-    assert ran(second.stdout) == ["filters@6-3-2", "report", "train@6-3-2", "validate"], second.stdout
+    assert ran(second.stdout) == ["filters@6-3-2", "log_figures", "report", "train@6-3-2", "validate"], second.stdout
     assert "Stage 'train@4-3-2' is cached - skipping run" in second.stdout
     assert (b / "models/f4_k3_s2/model.keras").is_file() and (b / "models/f6_k3_s2/model.keras").is_file()
     assert sorted(p.relative_to(remote) for p in remote.rglob("*")) == pushed, "only main pushes"

@@ -21,6 +21,19 @@ def test_ensure_database_creates_tables_on_a_fresh_path(migrated_db):
     assert {"experiments", "runs", "metrics", "params", "tags"} <= tables
 
 
+def test_ensure_database_checks_a_store_once_per_process_until_it_is_replaced(tmp_path, monkeypatch):
+    checks = []
+    real = tracking._check_schema
+    monkeypatch.setattr(tracking, "_check_schema", lambda uri, path: (checks.append(path), real(uri, path)))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking.ensure_database(uri)
+    tracking.ensure_database(uri)
+    assert len(checks) == 1  # the baselines stage opens 14 runs: one schema check, not 14
+    (tmp_path / "mlflow.db").rename(tmp_path / "moved.db")
+    tracking.ensure_database(uri)  # gone: made again, and checked again
+    assert len(checks) == 2 and (tmp_path / "mlflow.db").is_file()
+
+
 @pytest.fixture
 def fake_repo(tmp_path):
     repo = tmp_path / "repo"

@@ -82,3 +82,8 @@ class Terminated(BaseException):
         except ValueError:
             name = f"signal {signum}"
         super().__init__(f"terminated by {name}")
+
+
+def raise_terminated(signum: int, _frame: object) -> None:
+    """A signal handler: SIGTERM becomes `Terminated`, so `finally` blocks run and the stage says one line."""
+    raise Terminated(signum)

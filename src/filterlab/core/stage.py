@@ -17,7 +17,15 @@ from typing import Any
 from filterlab.config.params import load_numerics, read_params
 from filterlab.config.sections import TOP_LEVEL
 from filterlab.core import numerics
-from filterlab.core.errors import DiskFull, FilterlabError, ParamError, Terminated, filled_path, is_disk_full
+from filterlab.core.errors import (
+    DiskFull,
+    FilterlabError,
+    ParamError,
+    Terminated,
+    filled_path,
+    is_disk_full,
+    raise_terminated,
+)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -51,20 +59,29 @@ def run(body: Callable[[], None]) -> int:
     return EXIT_OK
 
 
-def _raise_terminated(signum: int, _frame: Any) -> None:
-    raise Terminated(signum)
-
-
 def entry(main: Callable[[list[str] | None], int]) -> None:
     """A stage script's `__main__`: TensorFlow's C++ noise filtered out, SIGTERM turned into
     `Terminated` (so `finally` blocks clean up and `run` prints one line), the process tied
     to the dvc that started it; then exit with main's code."""
     from filterlab.core import lifeline, quiet
 
+    block_unused_imports()
     quiet.install()
-    signal.signal(signal.SIGTERM, _raise_terminated)
+    signal.signal(signal.SIGTERM, raise_terminated)
     lifeline.install(signal.SIGTERM)
     sys.exit(main(None))
+
+
+# Imported by a dependency at load time and never used by a stage: `import keras` pulls in
+# scikit-learn for its `keras.wrappers` (about 1 s of every training stage's start), and keras
+# falls back cleanly when it is missing. MLflow needs it only for sklearn models, never logged here.
+UNUSED_IMPORTS = ("sklearn",)
+
+
+def block_unused_imports() -> None:
+    """Make `import sklearn` fail fast in a stage process (None in sys.modules: Python's own way to do it)."""
+    for name in UNUSED_IMPORTS:
+        sys.modules.setdefault(name, None)
 
 
 def open_params(path: str) -> dict[str, Any]:

@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from filterlab.core import lifeline, store
-from filterlab.core.errors import DiskFull, Terminated, TrackingError, filled_path, is_disk_full
+from filterlab.core.errors import DiskFull, Terminated, TrackingError, filled_path, is_disk_full, raise_terminated
 from filterlab.core.origin import SWEEP_TAG, artifact_root, git_commit, run_label, sweep_id, tracking_uri
 
 # sha256 of the variant's filters.npz: how the filters stage finds the run that trained it.
 FILTERS_TAG = "filterlab.filters_sha256"
+# sha256 over a variant's figures and filter details: the log_figures stage adds them once per content.
+FIGURES_TAG = "filterlab.figures_sha256"
 # The run's name without the sweep: what "the same stage and variant" means when settling dead runs.
 RUN_TAG = "filterlab.run"
 
@@ -36,6 +38,9 @@ def ensure_database(uri: str) -> None:
     if not uri.startswith("sqlite:///"):
         return
     db_path = Path(uri.removeprefix("sqlite:///"))
+    found = _identity(db_path)
+    if found is not None and _CHECKED.get(uri) == found:  # checked by this process already, still the same file
+        return
     with _disk_guard(db_path):
         db_path.parent.mkdir(parents=True, exist_ok=True)
         with open(f"{db_path}.lock", "w") as lock:
@@ -54,6 +59,21 @@ def ensure_database(uri: str) -> None:
             if found == store.ABSENT:
                 store.build(db_path, _migrate)
             _check_schema(uri, db_path)
+    if (made := _identity(db_path)) is not None:
+        _CHECKED[uri] = made
+
+
+# The stores this process has created or checked, by inode: the baselines stage opens 14 runs, and each check
+# costs a second of MLflow's schema verification. A store moved away or rebuilt since is checked again.
+_CHECKED: dict[str, tuple[int, int]] = {}
+
+
+def _identity(db_path: Path) -> tuple[int, int] | None:
+    try:
+        found = db_path.stat()
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def _migrate(uri: str) -> None:
@@ -174,10 +194,6 @@ class Run:
             self._mlflow.log_figure(figure, artifact_file)
 
 
-def _raise_terminated(signum: int, _frame: Any) -> None:
-    raise Terminated(signum)
-
-
 @contextlib.contextmanager
 def start_run(
     experiment: str,
@@ -213,7 +229,7 @@ def start_run(
         # "f8_k3_s1 (dvc-20261125T001200-4242)": one name per variant per sweep, never ten runs called f8_k3_s1.
         active = mlflow.start_run(run_name=f"{run_name} ({run_label()})")
     handle = Run(mlflow, active, db_path)
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
     status = "FAILED"
     try:
         handle.set_tags(all_tags)
@@ -259,9 +275,16 @@ class FinishedRun:
     UI keeps showing the training's own duration.
     """
 
-    def __init__(self, client: Any, run_id: str):
+    def __init__(self, client: Any, run_id: str, tags: Mapping[str, str] | None = None):
         self._client = client
         self.run_id = run_id
+        self.tags = dict(tags or {})
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        self._client.log_batch(self.run_id, tags=[RunTag(key, str(value)) for key, value in tags.items()])
+        self.tags.update({key: str(value) for key, value in tags.items()})
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         from mlflow.entities import Metric
@@ -298,7 +321,7 @@ def finished_run(experiment: str, tags: Mapping[str, str]) -> FinishedRun | None
     query = " and ".join(f"tags.`{key}` = '{value}'" for key, value in tags.items())
     runs = client.search_runs([found.experiment_id], filter_string=query, order_by=["attributes.start_time DESC"],
                               max_results=1)
-    return FinishedRun(client, runs[0].info.run_id) if runs else None
+    return FinishedRun(client, runs[0].info.run_id, runs[0].data.tags) if runs else None
 
 
 def ui_link(base: str, experiment: str = "train", metric: str = "test_accuracy") -> str:

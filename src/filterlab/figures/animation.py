@@ -1,7 +1,8 @@
 """The evolution animation: one frame per epoch of every conv1 filter, as RGB arrays and a GIF.
 
 Pure: kernels in (Keras layout, epochs+1 x kh x kw x 1 x filters), uint8 frames or GIF
-bytes out; the filters stage writes them and logs the frames to MLflow's image slider.
+bytes out; the filters stage writes the GIF, and the log_figures stage reads its frames
+back (`gif_frames`) for MLflow's image slider.
 Frames are drawn straight through the colormap (no axes), so each weight is a block of
 exactly SCALE x SCALE pixels, with the epoch above and the colour scale below.
 """
@@ -28,6 +29,10 @@ def _text(frame: np.ndarray, lines: list[tuple[tuple[int, int], str]]) -> np.nda
     return np.asarray(image)
 
 
+def _bytes(rgb: np.ndarray) -> np.ndarray:
+    return np.round(rgb * 255).astype(np.uint8)
+
+
 def evolution_frames(kernels: np.ndarray, colormap: str) -> list[np.ndarray]:
     """One uint8 RGB frame per epoch; each filter keeps its own scale (±max|w| over all epochs)."""
     import matplotlib
@@ -49,11 +54,11 @@ def evolution_frames(kernels: np.ndarray, colormap: str) -> list[np.ndarray]:
             grid[top : top + kh, left : left + kw] = scaled[epoch, :, :, f]
         tiles = cmap((grid + 1) / 2)[..., :3]
         tiles[np.isnan(grid)] = 0.5
-        tiles = np.repeat(np.repeat(tiles, SCALE, axis=0), SCALE, axis=1)
-        frame = np.ones((LABEL + tiles.shape[0] + BAR, width, 3))
+        # To bytes before blowing the tiles up: the same pixels, 24² times fewer float operations.
+        tiles = np.repeat(np.repeat(_bytes(tiles), SCALE, axis=0), SCALE, axis=1)
+        frame = np.full((LABEL + tiles.shape[0] + BAR, width, 3), 255, dtype=np.uint8)
         frame[LABEL : LABEL + tiles.shape[0], : tiles.shape[1]] = tiles
-        frame[-BAR + 4 : -BAR + 14, 20 : 20 + bar.size] = cmap((bar + 1) / 2)[np.newaxis, :, :3]
-        frame = np.round(frame * 255).astype(np.uint8)
+        frame[-BAR + 4 : -BAR + 14, 20 : 20 + bar.size] = _bytes(cmap((bar + 1) / 2)[np.newaxis, :, :3])
         frames.append(_text(frame, [
             ((6, 6), f"epoch {epoch} of {n_epochs - 1}" + (" (init)" if epoch == 0 else "")),
             ((6, frame.shape[0] - 20), "-max|w|"), ((width // 2 - 4, frame.shape[0] - 20), "0"),
@@ -66,7 +71,18 @@ def gif_bytes(frames: list[np.ndarray], frame_ms: int) -> bytes:
     """An endlessly looping GIF of the frames, `frame_ms` per frame."""
     from PIL import Image
 
-    images = [Image.fromarray(frame) for frame in frames]
+    # A palette per frame by fast octree: Pillow's default (median cut) took three times as long, about 1 s
+    # for a 64-filter variant, to pick 256 colours that a diverging colormap and grey fill anyway.
+    images = [Image.fromarray(frame).quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+              for frame in frames]
     stream = io.BytesIO()
     images[0].save(stream, format="GIF", save_all=True, append_images=images[1:], duration=frame_ms, loop=0)
     return stream.getvalue()
+
+
+def gif_frames(data: bytes) -> list[np.ndarray]:
+    """The frames of a GIF as uint8 RGB arrays: what `gif_bytes` wrote, read back for MLflow's image slider."""
+    from PIL import Image, ImageSequence
+
+    with Image.open(io.BytesIO(data)) as gif:
+        return [np.asarray(frame.convert("RGB")) for frame in ImageSequence.Iterator(gif)]

@@ -25,26 +25,27 @@ def _matched(learned: np.ndarray, unit: np.ndarray) -> np.ndarray:
 def learned_vs_classic(learned: np.ndarray, report: dict, bank: Mapping[str, object], colormap: str, variant: str):
     from matplotlib.figure import Figure
 
+    from filterlab.figures import mosaic
+
     classes = {c.name: c for c in kernel_classes(bank, learned.shape[:2])}
     entries = report["per_filter"]
     columns = min(COLUMNS, len(entries))
-    rows = -(-len(entries) // columns)
-    figure = Figure(figsize=(2.1 * columns, 1.35 * rows + 2.6), layout="constrained")
-    grid = figure.add_gridspec(rows + 1, columns, height_ratios=[1] * rows + [1.6])
+    mine, theirs, titles = [], [], []
     for index, entry in enumerate(entries):
-        axes = figure.add_subplot(grid[index // columns, index % columns])
-        width = learned.shape[1]
-        axes.set_xticks([(width - 1) / 2, width + 1 + (width - 1) / 2], ["learned", "classic"], fontsize=6)
-        axes.tick_params(length=0)
-        axes.set_yticks([])
         name, score = entry["learned"]["kernel"], entry["learned"]["similarity"]
-        mine = learned[:, :, 0, index]
-        classic = _matched(mine, classes[name].unit) if name else np.zeros_like(mine)
-        scale = limit(mine, classic)
-        gap = np.full((mine.shape[0], 1), np.nan)
-        axes.imshow(np.hstack([mine, gap, classic]), cmap=colormap, vmin=-scale, vmax=scale)
-        axes.set_title(f"#{index} | {name or 'none'}\nsimilarity {score:.2f}", fontsize=7)
-    strip = figure.add_subplot(grid[rows, :])
+        filter_ = learned[:, :, 0, index]
+        classic = _matched(filter_, classes[name].unit) if name else np.zeros_like(filter_)
+        scale = limit(filter_, classic)
+        mine.append(filter_ / scale)
+        theirs.append(classic / scale)
+        titles.append(f"#{index} | {name or 'none'}\nsimilarity {score:.2f}")
+    # One mosaic image for the pairs (filterlab.figures.mosaic), the chance strip under it.
+    tiles = mosaic.pairs(mine, theirs, columns)
+    width, height = tiles.inches
+    figure = Figure(figsize=(width + 0.2, height + 3.0), layout="constrained")
+    grid = figure.add_gridspec(2, 1, height_ratios=[height, 2.0])
+    mosaic.draw(figure.add_subplot(grid[0]), tiles, colormap, titles, ("learned", "classic"), title_size=7)
+    strip = figure.add_subplot(grid[1])
     chance = report["chance"]
     for row, moment in enumerate(("init", "learned")):
         values = [entry[moment]["similarity"] for entry in entries]

@@ -33,29 +33,24 @@ def _no_ticks(axes) -> None:
 
 
 def init_vs_learned(init: np.ndarray, learned: np.ndarray, colormap: str, variant: str):
-    """Each filter at init beside itself after training; both halves of a pair share one scale."""
+    """Each filter at init beside itself after training; both halves of a pair share one scale.
+
+    One mosaic image (filterlab.figures.mosaic), each pair divided by its own ±max|w|.
+    """
+    from filterlab.figures import mosaic
+
     n_filters = init.shape[3]
     columns = min(COLUMNS, n_filters)
-    rows = -(-n_filters // columns)
-    figure = _figure(2.0 * columns, 1.25 * rows + 0.8)
-    grid = figure.subplots(rows, columns, squeeze=False)
-    for index, axes in enumerate(grid.flat):
-        _no_ticks(axes)
-        if index >= n_filters:
-            axes.set_axis_off()
-            continue
-        before, after = init[:, :, 0, index], learned[:, :, 0, index]
-        scale = limit(before, after)
-        # A NaN column separates the two halves; NaN draws as the axes background.
-        gap = np.full((before.shape[0], 1), np.nan)
-        axes.imshow(np.hstack([before, gap, after]), cmap=colormap, vmin=-scale, vmax=scale)
-        width = before.shape[1]
-        axes.set_xticks([(width - 1) / 2, width + 1 + (width - 1) / 2], ["init", "learned"], fontsize=6)
-        axes.tick_params(length=0)
-        axes.set_title(f"#{index}  ±{scale:.2g}", fontsize=8)
+    scales = [limit(init[:, :, 0, f], learned[:, :, 0, f]) for f in range(n_filters)]
+    tiles = mosaic.pairs([init[:, :, 0, f] / scales[f] for f in range(n_filters)],
+                         [learned[:, :, 0, f] / scales[f] for f in range(n_filters)], columns)
+    width, height = tiles.inches
+    figure = _figure(width + 0.2, height + 0.8)
+    mosaic.draw(figure.subplots(), tiles, colormap, [f"#{f}  ±{scale:.2g}" for f, scale in enumerate(scales)],
+                ("init", "learned"))
     figure.suptitle(wrapped(
         f"{variant}: {KERAS_LAYOUT}, each pair init | learned\n"
-        "one colour scale per pair: ±max|w| over both halves (shown), 0 = white", 2.0 * columns, 10),
+        "one colour scale per pair: ±max|w| over both halves (shown), 0 = white", width, 10),
         fontsize=10,
     )
     return figure

@@ -118,13 +118,14 @@ def train_variant(
     return TrainResult(**vars(outcome), kernels=np.stack(snapshots.snapshots))
 
 
-def replicates(data: Prepared, variant: VariantSpec, params: TrainParams, seed: int,
-               first: TrainResult) -> tuple[list[float], float]:
+def replicates(data: Prepared, variant: VariantSpec, params: TrainParams, seed: int, first: TrainResult,
+               on_start: Callable[[int, int], None] | None = None) -> tuple[list[float], float]:
     """Test accuracies of `first` and its retrainings with seed+1, seed+2, ... (`params.seeds` in all), and the
     fit seconds of all of them: the spread across seeds says how much of a difference the seed alone makes."""
     accuracies, seconds = [first.test_accuracy], first.seconds
     for replicate in range(1, params.seeds):
-        print(f"{variant.name} [{replicate + 1}/{params.seeds}] seed {seed + replicate}", flush=True)
+        if on_start is not None:  # the stage prints progress: (replicate counted from 1, its seed)
+            on_start(replicate + 1, seed + replicate)
         again = train_variant(data, variant, params, seed + replicate)
         accuracies.append(again.test_accuracy)
         seconds += again.seconds

@@ -1,0 +1,84 @@
+"""Stage `log_figures`: adds every grid variant's filter figures to its MLflow training run, in one process.
+
+Reads params.yaml (numerics, train: the grid says which variants are current), each
+variant's figures under --figures/<variant>/ and its details JSON under --details (which
+holds the filters.npz digest that tags the run train@<variant> logged). Writes only to
+MLflow: the figures and details as artifacts under `filters/`, the GIF's frames as one
+image per epoch (the UI's step slider), the similarity metrics, and a tag with the
+digest of all of that, so a run gets each version of its figures once. The filters@
+stages used to do this themselves, paying MLflow's import and store check (about 3 s)
+once per variant; here it is paid once.
+"""
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+from filterlab.config.geometry import VariantSpec
+from filterlab.config.params import load_section
+from filterlab.config.sections import TrainParams
+from filterlab.core import stage
+from filterlab.core.errors import DataError
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for flag in ("--params", "--figures", "--details"):
+        parser.add_argument(flag, required=True, type=Path)
+    return parser.parse_args(argv)
+
+
+def content_sha256(figures: Path, details: Path) -> str:
+    """One digest over every figure file (name and bytes) and the details: what a run already holds."""
+    digest = hashlib.sha256()
+    for path in [*sorted(figures.iterdir()), details]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def log_variant(variant: VariantSpec, figures: Path, details_path: Path) -> str:
+    """Add one variant's figures to its run; what happened, as a line for the log."""
+    from filterlab.core import tracking
+    from filterlab.figures import animation
+    from filterlab.kernels import similarity
+
+    stage_name = f"filters@{variant.filters}-{variant.kernel_size}-{variant.stride}"
+    if not details_path.is_file() or not figures.is_dir():
+        raise DataError(f"{details_path}: not found; run `dvc repro {stage_name}` first")
+    details = json.loads(details_path.read_text(encoding="utf-8"))
+    if "filters_sha256" not in details:
+        raise DataError(f"{details_path}: no filters_sha256 (an older filters stage wrote it); "
+                        f"run `dvc repro -f {stage_name}`")
+    run = tracking.finished_run("train", {tracking.FILTERS_TAG: details["filters_sha256"]})
+    if run is None:
+        return "no MLflow run holds these filters (train@ restored from DVC's run-cache?); not logged"
+    content = content_sha256(figures, details_path)
+    if run.tags.get(tracking.FIGURES_TAG) == content:
+        return f"run {run.run_id} has these figures already"
+    frames = animation.gif_frames((figures / "evolution.gif").read_bytes())
+    for epoch, frame in enumerate(frames):
+        run.log_image(frame, key="conv1_filters", step=epoch)
+    run.log_artifacts(figures, artifact_path="filters")
+    run.log_artifact(details_path, artifact_path="filters")
+    if details["comparable"]:
+        run.log_metrics(similarity.headline(details))
+    run.set_tags({tracking.FIGURES_TAG: content})
+    return f"figures added to run {run.run_id}"
+
+
+def log_all(args: argparse.Namespace) -> None:
+    params = stage.open_params(args.params)
+    grid = load_section(params, "train", TrainParams).grid
+    for variant in grid.variants():
+        outcome = log_variant(variant, args.figures / variant.name, args.details / f"{variant.name}.json")
+        print(f"{variant.name}: {outcome}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    return stage.run(lambda: log_all(args))
+
+
+if __name__ == "__main__":
+    stage.entry(main)
