@@ -1,5 +1,6 @@
 """The benchmark scripts still run and still compare equal things (no timing asserts: see benchmarks/)."""
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -55,3 +56,26 @@ def test_pipeline_benchmark_charges_each_stage_until_the_next_one_starts(tmp_pat
     assert [bench.kind(name) for name in stages] == ["download", "train"]
     with pytest.raises(RuntimeError, match="failed"):
         bench.timed_repro([sys.executable, "-c", "raise SystemExit(3)"], tmp_path, {})
+
+
+def test_pipeline_comparison_counts_the_probes_as_overhead_in_both_runs():
+    import whole_run as bench
+
+    def run(wall, train, baselines, probes, noop):
+        return {"revision": "x", "wall_seconds": wall, "noop_repro_seconds": {"median": noop},
+                "fit_seconds": {"train": train, "baselines": baselines, "probes": probes}}
+
+    # An older commit records no probe seconds (0): the overhead ratio leaves the probes in both overheads.
+    ratios = bench.compared(run(500, 200, 100, 20, 2.5), run(800, 200, 100, 0, 3.5))
+    assert ratios["wall_ratio"] == 0.625 and ratios["fit_ratio"] == 1.0
+    assert ratios["overhead_ratio"] == 0.4  # (500 - 300) / (800 - 300)
+    assert ratios["noop_median_ratio"] == round(2.5 / 3.5, 3)
+
+
+def test_a_revision_copy_holds_that_commit_and_is_a_git_repo(tmp_path):
+    import whole_run as bench
+
+    copy = bench.copy_revision(Path(__file__).resolve().parents[1], "HEAD", tmp_path)
+    assert (copy / "dvc.yaml").is_file() and (copy / "src" / "filterlab").is_dir()
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=copy, capture_output=True, text=True, check=True)
+    assert status.stdout == ""

@@ -18,7 +18,7 @@ from filterlab.core import lifeline, store
 from filterlab.core.errors import DiskFull, Terminated, TrackingError, filled_path, is_disk_full, raise_terminated
 from filterlab.core.origin import SWEEP_TAG, artifact_root, git_commit, run_label, sweep_id, tracking_uri
 
-# sha256 of the variant's filters.npz: how the filters stage finds the run that trained it.
+# sha256 of the variant's filters.npz: how the log_figures stage finds the run that trained it.
 FILTERS_TAG = "filterlab.filters_sha256"
 # sha256 over a variant's figures and filter details: the log_figures stage adds them once per content.
 FIGURES_TAG = "filterlab.figures_sha256"
@@ -116,7 +116,7 @@ def _disk_guard(db_path: Path) -> Iterator[None]:
 
 DESCRIPTIONS = {
     "train": "One run per grid variant (filters x kernel size x stride) of the train@ stages: params, per-epoch "
-             "curves, test accuracy with its 95% interval; the filters@ stage adds conv1 images and figures.",
+             "curves, test accuracy with its 95% interval; the log_figures stage adds conv1 images and figures.",
     "baselines": "Frozen first layers: each hand-designed kernel family, the whole bank, a random bank and raw "
                  "pixels, trained exactly like the grid.",
     "probes": "Three small experiments: 28x28 filters trained on one digit, the [-1 1 -1] peak detector, and "
