@@ -2,12 +2,15 @@
 
 Reads params.yaml (numerics, train: the grid says which variants are current), each
 variant's figures under --figures/<variant>/ and its details JSON under --details (which
-holds the filters.npz digest that tags the run train@<variant> logged). Writes only to
-MLflow: the figures and details as artifacts under `filters/`, the GIF's frames as one
-image per epoch (the UI's step slider), the similarity metrics, and a tag with the
-digest of all of that, so a run gets each version of its figures once. The filters@
-stages used to do this themselves, paying MLflow's import and store check (about 3 s)
-once per variant; here it is paid once.
+holds the filters.npz digest that tags the run train@<variant> logged). Adds to MLflow:
+the figures and details as artifacts under `filters/`, the GIF's frames as one image per
+epoch (the UI's step slider), the similarity metrics, and a tag with the digest of all of
+that, so a run gets each version of its figures once. Writes --out: per variant, the two
+digests that tie its MLflow run to these files (what was logged where is printed: it
+depends on the tracking store, so it is not an output). The out gives the stage a
+run-cache entry like every other stage, so a second clone restores it instead of running.
+The filters@ stages used to log to MLflow themselves, paying MLflow's import and store
+check (about 3 s) once per variant; here it is paid once.
 """
 
 import argparse
@@ -24,7 +27,7 @@ from filterlab.core.errors import DataError
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for flag in ("--params", "--figures", "--details"):
+    for flag in ("--params", "--figures", "--details", "--out"):
         parser.add_argument(flag, required=True, type=Path)
     return parser.parse_args(argv)
 
@@ -37,8 +40,8 @@ def content_sha256(figures: Path, details: Path) -> str:
     return digest.hexdigest()
 
 
-def log_variant(variant: VariantSpec, figures: Path, details_path: Path) -> str:
-    """Add one variant's figures to its run; what happened, as a line for the log."""
+def log_variant(variant: VariantSpec, figures: Path, details_path: Path) -> tuple[dict[str, str], str]:
+    """Add one variant's figures to its run: the digests that tie them together, and what happened (for the log)."""
     from filterlab.core import tracking
     from filterlab.figures import animation
     from filterlab.kernels import similarity
@@ -50,12 +53,12 @@ def log_variant(variant: VariantSpec, figures: Path, details_path: Path) -> str:
     if "filters_sha256" not in details:
         raise DataError(f"{details_path}: no filters_sha256 (an older filters stage wrote it); "
                         f"run `dvc repro -f {stage_name}`")
-    run = tracking.finished_run("train", {tracking.FILTERS_TAG: details["filters_sha256"]})
+    digests = {"filters_sha256": details["filters_sha256"], "figures_sha256": content_sha256(figures, details_path)}
+    run = tracking.finished_run("train", {tracking.FILTERS_TAG: digests["filters_sha256"]})
     if run is None:
-        return "no MLflow run holds these filters (train@ restored from DVC's run-cache?); not logged"
-    content = content_sha256(figures, details_path)
-    if run.tags.get(tracking.FIGURES_TAG) == content:
-        return f"run {run.run_id} has these figures already"
+        return digests, "no MLflow run holds these filters (train@ restored from DVC's run-cache?); not logged"
+    if run.tags.get(tracking.FIGURES_TAG) == digests["figures_sha256"]:
+        return digests, f"run {run.run_id} has these figures already"
     frames = animation.gif_frames((figures / "evolution.gif").read_bytes())
     for epoch, frame in enumerate(frames):
         run.log_image(frame, key="conv1_filters", step=epoch)
@@ -63,16 +66,21 @@ def log_variant(variant: VariantSpec, figures: Path, details_path: Path) -> str:
     run.log_artifact(details_path, artifact_path="filters")
     if details["comparable"]:
         run.log_metrics(similarity.headline(details))
-    run.set_tags({tracking.FIGURES_TAG: content})
-    return f"figures added to run {run.run_id}"
+    run.set_tags({tracking.FIGURES_TAG: digests["figures_sha256"]})
+    return digests, f"figures added to run {run.run_id}"
 
 
 def log_all(args: argparse.Namespace) -> None:
     params = stage.open_params(args.params)
     grid = load_section(params, "train", TrainParams).grid
+    from filterlab.core import atomic
+
+    manifest = {}
     for variant in grid.variants():
-        outcome = log_variant(variant, args.figures / variant.name, args.details / f"{variant.name}.json")
+        manifest[variant.name], outcome = log_variant(variant, args.figures / variant.name,
+                                                      args.details / f"{variant.name}.json")
         print(f"{variant.name}: {outcome}", flush=True)
+    atomic.write_json(args.out, manifest)
 
 
 def main(argv: list[str] | None = None) -> int:

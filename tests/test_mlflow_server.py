@@ -37,6 +37,7 @@ def log_tiny_pipeline(base: str, tmp_path: Path, npz: Path, params: Path, monkey
     ]) == 0
     assert load_stage("log_figures").main([
         "--params", str(params), "--figures", str(tmp_path / "figures"), "--details", str(tmp_path / "details"),
+        "--out", str(tmp_path / "log_figures.json"),
     ]) == 0
 
 
