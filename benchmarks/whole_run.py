@@ -15,7 +15,7 @@ Each copy runs its own `src/` (PYTHONPATH), not the checkout the virtualenv inst
 Per-stage seconds come from timestamping DVC's "Running stage '<name>'" lines as they are
 printed: a stage's wall time runs from its line to the next one (or to the end of the
 run), so it includes DVC's own bookkeeping for that stage. Fit seconds are what the stages
-themselves wrote (`train_seconds` of every grid variant and baseline).
+themselves wrote (`train_seconds` of every grid variant and baseline, and of the probes).
 """
 
 import argparse
@@ -72,6 +72,12 @@ def fit_seconds(copy: Path) -> dict[str, float]:
     return totals
 
 
+def commit(repo: Path, revision: str) -> str:
+    """The full commit id `revision` names; CalledProcessError when it names none."""
+    return subprocess.run(["git", "rev-parse", "--verify", f"{revision}^{{commit}}"], cwd=repo, capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
 def copy_revision(repo: Path, revision: str, into: Path) -> Path:
     """`revision`'s tracked files (git archive) in a fresh git repo under `into`."""
     target = into / "repo"
@@ -100,7 +106,7 @@ def measure(repo: Path, repeats: int, revision: str | None = None) -> dict:
         per_kind[kind(stage)].append(seconds)
     fit_total = sum(fits.values())
     return {
-        "revision": revision or "working tree",
+        "revision": revision or f"working tree of {commit(repo, 'HEAD')}",
         "data_source": source,
         "mnist_mirror": bool(os.environ.get("MNIST_MIRROR")),
         "stages_run": len(stages),
@@ -129,8 +135,8 @@ def compared(now: dict, before: dict) -> dict:
             "overhead_ratio": round(overhead(now) / overhead(before), 3),
             "fit_ratio": round((now["fit_seconds"]["train"] + now["fit_seconds"]["baselines"])
                                / (before["fit_seconds"]["train"] + before["fit_seconds"]["baselines"]), 3),
-            "noop_median_ratio": round(now["noop_repro_seconds"]["median"] / before["noop_repro_seconds"]["median"],
-                                       3) if "median" in now["noop_repro_seconds"] else None}
+            "noop_median_ratio": round(now["noop_repro_seconds"]["median"] / before["noop_repro_seconds"]["median"], 3)
+            if "median" in now["noop_repro_seconds"] and "median" in before["noop_repro_seconds"] else None}
 
 
 def main() -> None:
@@ -139,10 +145,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="no-op `dvc repro` repetitions after a warm-up")
     parser.add_argument("--against", metavar="REVISION", help="also measure this commit, right after, for ratios")
     args = parser.parse_args()
+    against = commit(REPO, args.against) if args.against else None  # a typo fails now, not after the first run
     result = measure(REPO, args.repeats)
     extra = {}
-    if args.against:
-        before = measure(REPO, args.repeats, args.against)
+    if against:
+        before = measure(REPO, args.repeats, against)
         extra = {"pipeline_before": before, "pipeline_change": compared(result, before)}
     previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
     previous = {key: value for key, value in previous.items() if key not in ("pipeline_before", "pipeline_change")}

@@ -8,7 +8,8 @@ epoch (the UI's step slider), the similarity metrics, and a tag with the digest 
 that, so a run gets each version of its figures once. Writes --out: per variant, the two
 digests that tie its MLflow run to these files (what was logged where is printed: it
 depends on the tracking store, so it is not an output). The out gives the stage a
-run-cache entry like every other stage, so a second clone restores it instead of running.
+run-cache entry like every other stage (DVC keeps none for a stage without outs), so a
+clone that lacks this dvc.lock entry restores it instead of running it.
 The filters@ stages used to log to MLflow themselves, paying MLflow's import and store
 check (about 3 s) once per variant; here it is paid once.
 """
@@ -47,8 +48,9 @@ def log_variant(variant: VariantSpec, figures: Path, details_path: Path) -> tupl
     from filterlab.kernels import similarity
 
     stage_name = f"filters@{variant.filters}-{variant.kernel_size}-{variant.stride}"
-    if not details_path.is_file() or not figures.is_dir():
-        raise DataError(f"{details_path}: not found; run `dvc repro {stage_name}` first")
+    for needed in (details_path, figures):
+        if not needed.exists():
+            raise DataError(f"{needed}: not found; run `dvc repro {stage_name}` first")
     details = json.loads(details_path.read_text(encoding="utf-8"))
     if "filters_sha256" not in details:
         raise DataError(f"{details_path}: no filters_sha256 (an older filters stage wrote it); "
@@ -59,6 +61,7 @@ def log_variant(variant: VariantSpec, figures: Path, details_path: Path) -> tupl
         return digests, "no MLflow run holds these filters (train@ restored from DVC's run-cache?); not logged"
     if run.tags.get(tracking.FIGURES_TAG) == digests["figures_sha256"]:
         return digests, f"run {run.run_id} has these figures already"
+    # The GIF holds one frame per snapshot, init first (filters.npz's `epochs` is 0..N): frame i is epoch i.
     frames = animation.gif_frames((figures / "evolution.gif").read_bytes())
     for epoch, frame in enumerate(frames):
         run.log_image(frame, key="conv1_filters", step=epoch)

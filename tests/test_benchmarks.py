@@ -70,12 +70,27 @@ def test_pipeline_comparison_counts_the_probes_as_overhead_in_both_runs():
     assert ratios["wall_ratio"] == 0.625 and ratios["fit_ratio"] == 1.0
     assert ratios["overhead_ratio"] == 0.4  # (500 - 300) / (800 - 300)
     assert ratios["noop_median_ratio"] == round(2.5 / 3.5, 3)
+    skipped = run(800, 200, 100, 0, 0) | {"noop_repro_seconds": {"skipped": "not up to date"}}
+    assert bench.compared(run(500, 200, 100, 20, 2.5), skipped)["noop_median_ratio"] is None
 
 
-def test_a_revision_copy_holds_that_commit_and_is_a_git_repo(tmp_path):
+def test_a_revision_copy_holds_that_commit_not_the_working_tree(tmp_path):
     import whole_run as bench
 
-    copy = bench.copy_revision(Path(__file__).resolve().parents[1], "HEAD", tmp_path)
-    assert (copy / "dvc.yaml").is_file() and (copy / "src" / "filterlab").is_dir()
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost"]
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    (repo / "dvc.yaml").write_text("first\n")
+    subprocess.run(["git", "add", "dvc.yaml"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "first"], cwd=repo, check=True)
+    (repo / "dvc.yaml").write_text("second\n")
+    subprocess.run([*git, "commit", "-qam", "second"], cwd=repo, check=True)
+    (repo / "dvc.yaml").write_text("uncommitted\n")
+    first = bench.commit(repo, "HEAD~1")
+    copy = bench.copy_revision(repo, first, tmp_path / "copies")
+    assert (copy / "dvc.yaml").read_text() == "first\n"
     status = subprocess.run(["git", "status", "--porcelain"], cwd=copy, capture_output=True, text=True, check=True)
     assert status.stdout == ""
+    with pytest.raises(subprocess.CalledProcessError):
+        bench.commit(repo, "no-such-revision")

@@ -38,7 +38,7 @@ def test_mosaic_pairs_lay_out_rows_with_room_for_labels():
     tiles = mosaic.pairs(lefts, rights, columns=4)
     assert len(tiles.tops) == 10 and tiles.tops[4] > tiles.bottoms[0]  # pair 4 starts the second row
     assert tiles.tops[0] >= 1  # a title band above the first row
-    np.testing.assert_array_equal(tiles.image[int(tiles.tops[9] + 0.5):][:5, 12:17], lefts[9])  # row 2, column 1
+    np.testing.assert_array_equal(tiles.image[int(tiles.tops[9] + 0.5):][:5, 13:18], lefts[9])  # row 2, column 1
     assert np.isnan(tiles.image).sum() == tiles.image.size - 20 * 25  # everything else is background
     assert tiles.inches[0] == pytest.approx(4 * mosaic.CELL_INCHES)
     with pytest.raises(ValueError, match="as many left as right"):

@@ -91,3 +91,14 @@ def test_a_variant_not_drawn_yet_is_one_line(tmp_path, mlflow_uri, params_file, 
     error = capsys.readouterr().err.strip()
     assert error.startswith("error: ") and "dvc repro filters@4-3-1" in error and "\n" not in error
     assert not (tmp_path / "log_figures.json").exists()
+
+
+def test_details_from_an_older_filters_stage_name_the_forced_rerun(tmp_path, mlflow_uri, drawn, capsys):
+    _run_id, argv = drawn
+    details = tmp_path / "details" / f"{VARIANT}.json"
+    payload = json.loads(details.read_text())
+    del payload["filters_sha256"]
+    details.write_text(json.dumps(payload))
+    assert load_stage("log_figures").main(argv) == 1
+    error = capsys.readouterr().err.strip()
+    assert "no filters_sha256" in error and "dvc repro -f filters@4-3-1" in error and "\n" not in error

@@ -1,4 +1,4 @@
-"""End to end over HTTP: a real MLflow server on loopback, the train and filters stages logging to it.
+"""End to end over HTTP: a real MLflow server on loopback, the train, filters and log_figures stages logging to it.
 
 The server is a subprocess with a sqlite store and served artifacts in tmp_path; the
 stages run in-process (their `main`) with MLFLOW_TRACKING_URI=http://127.0.0.1:<port>,

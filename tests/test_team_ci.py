@@ -2,7 +2,7 @@
 
 A first run on "main" retrains the tiny grid and fills the remote; a second clone on a branch
 adds one filters value, pulls the run-cache and must train exactly the new variant (its
-filters stage and the report follow), with no tracking URI set, so its MLflow runs land in
+filters stage, log_figures and the report follow), with no tracking URI set, so its MLflow runs land in
 ./mlflow.db and ./mlartifacts through the script's throwaway server, ready for `make ui`.
 """
 

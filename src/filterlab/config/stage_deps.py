@@ -4,9 +4,12 @@ Reads Python sources (never imports them) and writes nothing. Every `import` of 
 filterlab module counts, including the late imports inside functions that keep
 TensorFlow and MLflow out of stages that do not train, so the answer is the set of
 files whose edit can change what a stage computes. Package `__init__.py` files are
-left out: they hold only docstrings (tests/test_stage_deps.py checks that).
+left out: they hold only docstrings (tests/test_stage_deps.py checks that). Files, never
+package folders, even where a stage runs every module of one: DVC hashes every file in a
+folder dep, untracked ones included, so an editor's swap file or a new unrelated module
+would retrain every variant and make each clone's hash, and its run-cache lookups, differ.
 
-    python -m filterlab.config.stage_deps pipeline/train.py   # one dep line per module (or whole package)
+    python -m filterlab.config.stage_deps pipeline/train.py   # one dep line per module
     python -m filterlab.config.stage_deps --update dvc.yaml   # rewrite every stage's module deps
 """
 
@@ -59,26 +62,6 @@ def transitive_imports(entry: Path, src: Path) -> list[Path]:
     return sorted(seen)
 
 
-def dep_paths(entry: Path, src: Path) -> list[Path]:
-    """`transitive_imports`, with a package folder in place of its modules when the stage runs every one of them.
-
-    The same files either way (the folder's `__init__.py` holds no code, `__pycache__` is in .dvcignore), in
-    fewer entries: DVC checks each dep entry on every `dvc status` and `dvc repro`, and keeps each in dvc.lock,
-    so the folders take about a third of the entries off a no-op run.
-    """
-    modules = transitive_imports(entry, src)
-    folders = {module.parent for module in modules}
-    whole = {folder for folder in folders
-             if set(folder.glob("*.py")) - {folder / "__init__.py"} <= set(modules)}
-    return sorted([module for module in modules if module.parent not in whole] + list(whole))
-
-
-def expand(paths: list[Path]) -> list[Path]:
-    """`dep_paths` back to module files: what the deps cover."""
-    return sorted(p for path in paths
-                  for p in (sorted(set(path.glob("*.py")) - {path / "__init__.py"}) if path.is_dir() else [path]))
-
-
 def update(dvc_yaml: str, root: Path) -> str:
     """dvc.yaml's text with each stage's `src/filterlab/...` dep lines replaced by what its entry imports.
 
@@ -97,7 +80,7 @@ def update(dvc_yaml: str, root: Path) -> str:
         if entry and line.strip() == f"- {entry}":
             indent = line[: len(line) - len(line.lstrip())]
             out += [f"{indent}- {module.relative_to(root).as_posix()}"
-                    for module in dep_paths(root / entry, root / "src")]
+                    for module in transitive_imports(root / entry, root / "src")]
     return "\n".join(out) + "\n"
 
 
@@ -113,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         path.write_text(update(path.read_text(encoding="utf-8"), root), encoding="utf-8")
         return 0
     for entry in args:
-        for module in dep_paths(Path(entry), root / "src"):
+        for module in transitive_imports(Path(entry), root / "src"):
             print(f"      - {module.relative_to(root).as_posix()}")
     return 0
 

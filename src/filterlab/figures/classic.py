@@ -39,7 +39,6 @@ def learned_vs_classic(learned: np.ndarray, report: dict, bank: Mapping[str, obj
         mine.append(filter_ / scale)
         theirs.append(classic / scale)
         titles.append(f"#{index} | {name or 'none'}\nsimilarity {score:.2f}")
-    # One mosaic image for the pairs (filterlab.figures.mosaic), the chance strip under it.
     tiles = mosaic.pairs(mine, theirs, columns)
     width, height = tiles.inches
     figure = Figure(figsize=(width + 0.2, height + 3.0), layout="constrained")

@@ -6,7 +6,7 @@ spent about 8 s in matplotlib, most of a filters stage. One mosaic image with it
 as text inside the same axes draws the same pictures in a fraction of that.
 
 Geometry is in image pixels (one pixel per weight): pairs sit in rows of `columns`, each
-pair is left | NaN column | right, pairs are a NaN column apart, and every row of pairs
+pair is left | NaN column | right, pairs are two NaN columns apart, and every row of pairs
 has a NaN band above it for its title and below it for the half labels. NaN draws as
 the background, so the bands and gaps are white.
 """
@@ -40,7 +40,7 @@ def pairs(lefts: list[np.ndarray], rights: list[np.ndarray], columns: int) -> Pa
     if not lefts or len(lefts) != len(rights):
         raise ValueError(f"pairs needs as many left as right kernels, at least one: got {len(lefts)} and {len(rights)}")
     kh, kw = lefts[0].shape
-    cell = 2 * kw + 2  # left, gap, right, gap to the next pair
+    cell = 2 * kw + 3  # left, a one-pixel gap, right, two pixels to the next pair: the halves read as a pair
     inches_per_pixel = CELL_INCHES / cell
     title, label = (max(1, int(np.ceil(inches / inches_per_pixel))) for inches in (TITLE_INCHES, LABEL_INCHES))
     row_height = title + kh + label
