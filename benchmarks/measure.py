@@ -1,14 +1,17 @@
-"""Timing helpers shared by the benchmark scripts: repetition statistics and the machine record.
+"""Helpers shared by the benchmark scripts: repetition statistics, the machine record, the results file.
 
-Reads /proc/cpuinfo and library versions; writes nothing. Benchmarks report ratios
-measured side by side in one process, because this machine is shared and noisy.
+Reads /proc/cpuinfo and library versions; `merge_into` writes reports/benchmarks.json (or
+the --out a script was given). Benchmarks report ratios measured side by side in one
+process, because this machine is shared and noisy.
 """
 
+import json
 import os
 import platform
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 
 def summary(samples: list[float]) -> dict:
@@ -20,6 +23,15 @@ def summary(samples: list[float]) -> dict:
         "n": len(samples),
         "samples": [round(sample, 6) for sample in samples],
     }
+
+
+def merge_into(path: Path, entries: dict, drop: tuple[str, ...] = ()) -> None:
+    """Put `entries` into the results file at `path`, leaving every other entry as it is (`drop` removes
+    entries that would no longer match); written atomically, key-sorted like every JSON here."""
+    from filterlab.core import atomic
+
+    results = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    atomic.write_json(path, {key: value for key, value in results.items() if key not in drop} | entries)
 
 
 def timed(function: Callable[[], object]) -> float:

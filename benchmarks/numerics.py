@@ -79,11 +79,8 @@ def main() -> None:
     if args.child:
         child(args.child, args.epochs)
         return
-    from filterlab.core import atomic
-
-    results = json.loads(args.out.read_text(encoding="utf-8")) if args.out.is_file() else {}
-    results["numerics_pin"] = entry = compare(args.repeats, args.epochs)
-    atomic.write_json(args.out, results)
+    entry = compare(args.repeats, args.epochs)
+    measure.merge_into(args.out, {"numerics_pin": entry})
     ratio = entry["ratio_avx2_to_native"]
     print(f"numerics pin: avx2 / native throughput {ratio['median']:.3f} ({ratio['min']:.3f}-{ratio['max']:.3f}), "
           f"{entry['images_per_second']['avx2']['median']:.0f} vs {entry['images_per_second']['native']['median']:.0f} "

@@ -13,7 +13,6 @@ reports/benchmarks.json (or --out) and leaves every other entry as it is.
 """
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -34,7 +33,7 @@ numerics.pin(load_numerics(PARAMS))  # before NumPy loads, as in run.py
 import measure
 from filterlab.config.geometry import VariantSpec
 from filterlab.config.sections import PrepareParams, TrainParams
-from filterlab.core import atomic, determinism
+from filterlab.core import determinism
 from filterlab.data import bundled, dataset
 from team import committed_copy, git_clone, mlflow_server_on, postgres_cluster, ran, sh
 
@@ -107,9 +106,7 @@ def main() -> None:
         with postgres_cluster() as dsn, mlflow_server_on(dsn, work / "server") as url:
             uris = {"sqlite": f"sqlite:///{work / 'mlflow.db'}", "postgres_server": url}
             results["mlflow_logging_backends"] = logging_share(uris, variant, args.repeats)
-    everything = json.loads(args.out.read_text()) if args.out.exists() else {}
-    everything["team"] = results
-    atomic.write_json(args.out, everything)
+    measure.merge_into(args.out, {"team": results})
     restore, logging = results["run_cache_restore"], results["mlflow_logging_backends"]
     print(f"  second clone pull+repro {restore['pull_and_repro_seconds']:.1f} s against scratch repro "
           f"{restore['scratch_repro_seconds']:.1f} s ({SHRUNK})")

@@ -32,6 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 REPO = Path(__file__).resolve().parents[1]
 
+from measure import merge_into
 from overhead import copy_repo, noop_repro, stage_env  # benchmarks/ is not a package: its siblings by name
 
 STAGE_LINE = re.compile(r"^Running stage '([^']+)'")
@@ -151,11 +152,8 @@ def main() -> None:
     if against:
         before = measure(REPO, args.repeats, against)
         extra = {"pipeline_before": before, "pipeline_change": compared(result, before)}
-    previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    previous = {key: value for key, value in previous.items() if key not in ("pipeline_before", "pipeline_change")}
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(previous | {"pipeline": result} | extra, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, args.out)
+    # A run without --against leaves no comparison behind that no longer describes "pipeline".
+    merge_into(args.out, {"pipeline": result} | extra, drop=("pipeline_before", "pipeline_change"))
     for label, entry in [("now", result), *([("before", extra["pipeline_before"])] if extra else [])]:
         kinds = ", ".join(f"{name} {k['mean']:.1f} s" for name, k in entry["seconds_per_stage_kind"].items())
         print(f"[{label}: {entry['revision']}] from-scratch dvc repro: {entry['wall_seconds']:.0f} s for "

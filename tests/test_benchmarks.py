@@ -94,3 +94,14 @@ def test_a_revision_copy_holds_that_commit_not_the_working_tree(tmp_path):
     assert status.stdout == ""
     with pytest.raises(subprocess.CalledProcessError):
         bench.commit(repo, "no-such-revision")
+
+
+def test_results_are_merged_into_the_file_keeping_the_other_entries(tmp_path):
+    import json
+
+    import measure
+
+    out = tmp_path / "benchmarks.json"
+    measure.merge_into(out, {"team": 1, "pipeline_change": "stale"})
+    measure.merge_into(out, {"pipeline": 2}, drop=("pipeline_change",))
+    assert json.loads(out.read_text()) == {"pipeline": 2, "team": 1}

@@ -48,28 +48,24 @@ class DiskFull(FilterlabError):
                          "(the previous outputs are kept)")
 
 
-def is_disk_full(error: BaseException) -> bool:
-    """True for ENOSPC/EDQUOT, and for sqlite's "database or disk is full" however it is wrapped."""
+def _chain(error: BaseException | None):
+    """`error`, then what caused it, and so on (each exception once, however the chain loops)."""
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
-        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        if "database or disk is full" in str(error):
-            return True
+        yield error
         error = error.__cause__ or error.__context__
-    return False
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """True for ENOSPC/EDQUOT, and for sqlite's "database or disk is full" however it is wrapped."""
+    return any((isinstance(link, OSError) and link.errno in (errno.ENOSPC, errno.EDQUOT))
+               or "database or disk is full" in str(link) for link in _chain(error))
 
 
 def filled_path(error: BaseException) -> str | None:
     """The file name an OSError somewhere in `error`'s chain carries: which path filled."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, OSError) and error.filename:
-            return str(error.filename)
-        error = error.__cause__ or error.__context__
-    return None
+    return next((str(link.filename) for link in _chain(error) if isinstance(link, OSError) and link.filename), None)
 
 
 class Terminated(BaseException):

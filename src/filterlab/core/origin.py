@@ -57,15 +57,19 @@ def git_commit(root: Path | None = None) -> str | None:
     return None
 
 
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a `sqlite:///` tracking URI; None for any other store (a server, PostgreSQL)."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
 def artifact_root(uri: str, experiment: str) -> str | None:
     """`mlartifacts/<experiment>/` beside a sqlite database; None lets other stores choose.
 
     MLflow's own default is `./mlruns` under the current directory: a hidden output in
     the workspace, and lost with a queued experiment's temp copy.
     """
-    if not uri.startswith("sqlite:///"):
-        return None
-    return (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts" / experiment).as_uri()
+    db_path = sqlite_path(uri)
+    return None if db_path is None else (db_path.parent / "mlartifacts" / experiment).as_uri()
 
 
 def run_label() -> str:

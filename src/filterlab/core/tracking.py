@@ -16,7 +16,7 @@ from typing import Any
 
 from filterlab.core import lifeline, store
 from filterlab.core.errors import DiskFull, Terminated, TrackingError, filled_path, is_disk_full, raise_terminated
-from filterlab.core.origin import SWEEP_TAG, artifact_root, git_commit, run_label, sweep_id, tracking_uri
+from filterlab.core.origin import SWEEP_TAG, artifact_root, git_commit, run_label, sqlite_path, sweep_id, tracking_uri
 
 # sha256 of the variant's filters.npz: how the log_figures stage finds the run that trained it.
 FILTERS_TAG = "filterlab.filters_sha256"
@@ -35,9 +35,9 @@ def ensure_database(uri: str) -> None:
     a kill mid-migration never leaves a half-made store (which MLflow would then try to
     migrate again, failing on `table ... already exists` for good).
     """
-    if not uri.startswith("sqlite:///"):
+    db_path = sqlite_path(uri)
+    if db_path is None:
         return
-    db_path = Path(uri.removeprefix("sqlite:///"))
     found = _identity(db_path)
     if found is not None and _CHECKED.get(uri) == found:  # checked by this process already, still the same file
         return
@@ -81,7 +81,7 @@ def _migrate(uri: str) -> None:
     """Create MLflow's tables at `uri`, then let go of the engine: the file is about to be renamed."""
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-    created = SqlAlchemyStore(uri, (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri())
+    created = SqlAlchemyStore(uri, (sqlite_path(uri).parent / "mlartifacts").as_uri())
     created.engine.dispose()
     SqlAlchemyStore._engine_map.pop(uri, None)
 
@@ -212,7 +212,7 @@ def start_run(
     import mlflow
 
     uri = tracking_uri()
-    db_path = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else Path("the tracking store")
+    db_path = sqlite_path(uri) or Path("the tracking store")
     ensure_database(uri)
     with _disk_guard(db_path):
         mlflow.set_tracking_uri(uri)
