@@ -70,7 +70,8 @@ def fit_all(args: argparse.Namespace) -> None:
             result = baselines.fit_baseline(data, baseline, train, seed, on_epoch=on_epoch)
             low, high = stats.wilson(int((result.predictions == data.y_test).sum()), len(data.y_test))
             run.log_metrics({"test_accuracy": result.test_accuracy, "test_loss": result.test_loss,
-                             "test_accuracy_ci95_low": low, "test_accuracy_ci95_high": high})
+                             "test_accuracy_ci95_low": low, "test_accuracy_ci95_high": high,
+                             "fit_seconds": result.seconds})
             if baseline.written is not None:
                 names = baseline.kernel_names or [f"random {i}" for i in range(baseline.n_kernels)]
                 run.log_figure(kernels_figure(baseline.written, names, baseline.name, style.colormap), "kernels.png")

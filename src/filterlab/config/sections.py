@@ -22,7 +22,7 @@ def _positive_ints(upper: int):
 
 @dataclass(frozen=True)
 class DataParams:
-    source: Literal["auto", "remote", "bundled"]
+    source: Literal["auto", "remote", "pypi", "bundled"]
     mirrors: tuple[str, ...] = spec(
         "a non-empty list of http://, https:// or file:// URLs",
         lambda urls: len(urls) > 0 and all(url.startswith(("http://", "https://", "file://")) for url in urls),

@@ -113,7 +113,7 @@ def load_manifest(raw_dir: str | os.PathLike) -> dict:
     missing = {"source", "url", "files", "test_split"} - set(manifest if isinstance(manifest, dict) else ())
     if missing:
         raise DataError(f"{path}: not a download manifest; missing {', '.join(sorted(missing))}")
-    if manifest["source"] not in ("remote", "mirror", "bundled"):
+    if manifest["source"] not in ("remote", "mirror", "keras", "pypi", "bundled"):
         raise DataError(f"{path}: unknown source {manifest['source']!r}")
     for name, entry in manifest["files"].items():
         try:

