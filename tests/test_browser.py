@@ -6,6 +6,7 @@ it is absent. Chromium runs sandbox-free and offline: no GPU, no first-run, no
 background networking, component updates or sync, and a throwaway profile.
 """
 
+import html
 import io
 import json
 import re
@@ -78,7 +79,7 @@ def test_report_reads_on_desktop_and_phone(tmp_path, width):
     dom = result.stdout
     body = re.search(r"<body([^>]*)>", dom).group(1)
     assert 'name="viewport"' in dom and 'id="learned-vs-classic"' in dom
-    assert re.search(r"\d+\.\d–\d+\.\d%", dom)  # the 95% intervals
+    assert re.search(r"\d+\.\d\d–\d+\.\d\d%", dom)  # the 95% intervals
     assert "tied with best (p = " in dom and 'class="tied"' in dom
     # Set by the page's own load handler: images present, and none failed to decode.
     assert int(re.search(r'data-images="(\d+)"', body).group(1)) >= 7
@@ -89,21 +90,68 @@ def test_report_reads_on_desktop_and_phone(tmp_path, width):
     assert page_width <= viewport
 
 
-def test_report_table_sorts_on_header_click(tmp_path):
+# Clicks every header of every sortable table twice (ascending, then descending) and records, per click,
+# the column's sort keys in row order; errors thrown by the page's handlers are recorded too.
+SORT_PROBE = """<script>
+const errors = [];
+window.addEventListener("error", event => errors.push(event.message));
+window.addEventListener("load", () => {
+  const clicks = [];
+  document.querySelectorAll("table.sortable").forEach(table => {
+    [...table.tHead.rows[0].cells].forEach((th, column) => {
+      for (const direction of ["asc", "desc"]) {
+        try { th.click(); } catch (error) { errors.push(String(error)); }
+        clicks.push({table: table.id, header: th.textContent, direction, order: th.dataset.order,
+                     keys: [...table.tBodies[0].rows].map(row => row.cells[column].dataset.value),
+                     first: [...table.tBodies[0].rows].map(row => row.cells[0].textContent)});
+      }
+    });
+  });
+  const out = document.createElement("pre");
+  out.id = "sort-probe";
+  out.textContent = JSON.stringify({clicks, errors});
+  document.body.appendChild(out);
+});</script></body>"""
+
+
+def _sorted_as_the_page_promises(keys: list[str], direction: str) -> bool:
+    """Numbers first (ascending or descending), then text (and "–", -Infinity) in text order, either way."""
+    def number(key):
+        try:
+            value = float(key)
+        except ValueError:
+            return None
+        return value if np.isfinite(value) else None
+
+    numbers = [number(key) for key in keys]
+    split = sum(value is not None for value in numbers)
+    if any(value is None for value in numbers[:split]):
+        return False
+    head = numbers[:split]
+    return head == sorted(head, reverse=direction == "desc")
+
+
+def test_every_header_of_every_table_sorts_its_own_table(tmp_path):
     path = report_page(tmp_path)
-    # Click "filters" once (ascending), and record the variant order where --dump-dom shows it.
-    probe = """<script>window.addEventListener("load", () => {
-      const table = document.querySelector("table.sortable");
-      [...table.tHead.rows[0].cells].find(th => th.textContent === "filters").click();
-      document.body.dataset.probeOrder = [...table.tBodies[0].rows]
-        .map(r => r.cells[0].textContent + ":" + r.cells[5].textContent).join(",");
-    });</script></body>"""
-    path.write_text(path.read_text().replace("</body>", probe))
+    path.write_text(path.read_text().replace("</body>", SORT_PROBE, 1))
     result = chromium(tmp_path, path.as_uri(), "--dump-dom")
-    order = re.search(r'data-probe-order="([^"]+)"', result.stdout).group(1).split(",")
-    filters = [int(re.match(r"f(\d+)_", item).group(1)) for item in order]
-    assert filters == sorted(filters) and len(order) == 4
-    assert order[0] != "f8_k7_s1:97.0%"  # no longer the accuracy order it loaded with
+    assert result.returncode == 0, result.stderr[-2000:]
+    probe = json.loads(html.unescape(re.search(r'<pre id="sort-probe">(.*?)</pre>', result.stdout, re.S).group(1)))
+    assert probe["errors"] == []
+    tables_clicked = {click["table"] for click in probe["clicks"]}
+    assert tables_clicked == {"variants", "classic", "baselines"}
+    headers = {(click["table"], click["header"]) for click in probe["clicks"]}
+    assert len(headers) == len(probe["clicks"]) // 2 and len(headers) >= 11 + 8 + 7
+    for click in probe["clicks"]:
+        assert click["order"] == click["direction"], click
+        assert _sorted_as_the_page_promises(click["keys"], click["direction"]), click
+    by_accuracy = [c["first"] for c in probe["clicks"] if c["table"] == "variants" and c["header"] == "test accuracy"]
+    assert by_accuracy == [["f8_k3_s1", "f4_k3_s1", "f4_k7_s1", "f8_k7_s1"],
+                           ["f8_k7_s1", "f4_k7_s1", "f4_k3_s1", "f8_k3_s1"]]
+    # The "no bank kernel of this size" note and "–" sort after every number, in both directions.
+    similarity = [c["first"] for c in probe["clicks"] if c["table"] == "variants" and c["header"] == "similarity init"]
+    assert all(order[-2:] == ["f4_k7_s1", "f8_k7_s1"] or order[-2:] == ["f8_k7_s1", "f4_k7_s1"]
+               for order in similarity)
 
 
 def _png_stats(path: Path) -> tuple[tuple[int, int], float]:

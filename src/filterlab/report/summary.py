@@ -49,6 +49,8 @@ def render_markdown(results: Results, available: list[str], plot_names: list[str
         lines += [escape(context_line(results)), ""]
     if is_bundled(results):
         lines += [f"> **Note:** {BUNDLED_NOTE}", ""]
+    if results.verdict:
+        lines += ["## The answer", ""] + [f"- {escape(line)}" for line in results.verdict] + [""]
     lines += [f"- {escape(line)}" for line in headlines(results)] + [""]
     lines += ["## Variants (sorted by test accuracy)", ""] + _md_table(variant_table(results)) + [""]
     classic = classic_table(results)
