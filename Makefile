@@ -23,7 +23,7 @@ TEAM_STAMP := $(VENV)/.team-installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install team-install repro test test-all test-team push bench bench-team ui server lock clean-venv vega
+.PHONY: install team-install repro compare test test-all test-team push bench bench-team ui server lock clean-venv vega
 
 install: $(STAMP)
 
@@ -45,6 +45,12 @@ $(TEAM_STAMP): $(STAMP) requirements-team.lock
 
 repro: $(STAMP)
 	$(BIN)/dvc repro
+
+# The grid in a terminal (at most 120 columns), best first; `make compare REV=main` adds the change against
+# a branch, commit or DVC experiment.
+REV ?=
+compare: $(STAMP)
+	@$(BIN)/python -m filterlab.compare $(REV)
 
 # Lint first: it takes a second, the suite a few minutes.
 test: $(STAMP)
