@@ -10,8 +10,9 @@ digests that tie its MLflow run to these files (what was logged where is printed
 depends on the tracking store, so it is not an output). The out gives the stage a
 run-cache entry like every other stage (DVC keeps none for a stage without outs), so a
 clone that lacks this dvc.lock entry restores it instead of running it.
-The filters@ stages used to log to MLflow themselves, paying MLflow's import and store
-check (about 3 s) once per variant; here it is paid once.
+One process for every variant pays MLflow's import and store check once, not once per variant.
+The GIF's frames go to the UI's step slider twice: whole (key conv1_filters) and the first 16
+filters alone (conv1_filters_0-15), which stay legible in the slider's 256-pixel thumbnails.
 """
 
 import argparse
@@ -65,6 +66,9 @@ def log_variant(variant: VariantSpec, figures: Path, details_path: Path) -> tupl
     frames = animation.gif_frames((figures / "evolution.gif").read_bytes())
     for epoch, frame in enumerate(frames):
         run.log_image(frame, key="conv1_filters", step=epoch)
+        # The slider's thumbnails are 256 pixels: the first 16 filters alone stay readable there.
+        run.log_image(animation.first_tiles(frame, variant.kernel_size, variant.filters), key="conv1_filters_0-15",
+                      step=epoch)
     run.log_artifacts(figures, artifact_path="filters")
     run.log_artifact(details_path, artifact_path="filters")
     if details["comparable"]:

@@ -40,6 +40,50 @@ def texts_outside(figure) -> list[str]:
                                     or box.y1 > height + SLACK)]
 
 
+def _marker_points(axes, renderer) -> list[tuple[float, float]]:
+    """Display coordinates of every data marker drawn in `axes`: scatter offsets and marked line vertices."""
+    points = []
+    for collection in axes.collections:
+        offsets = collection.get_offsets()
+        if len(offsets):
+            points += [tuple(p) for p in collection.get_offset_transform().transform(offsets)]
+    for line in axes.lines:
+        if line.get_marker() not in (None, "None", "", " ") and line.get_visible():
+            points += [tuple(p) for p in line.get_transform().transform(line.get_xydata())]
+    return points
+
+
+def overlaps(figure) -> list[str]:
+    """Labels drawn on top of each other or of data: annotations and legends that overlap one another, an
+    annotation that covers a marker other than its own, a legend that covers a marker."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    figure.set_dpi(DPI)
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    found = []
+    legends = [legend for legend in [*figure.legends, *(a.get_legend() for a in figure.axes)] if legend is not None]
+    for axes in figure.axes:
+        labels = [(text.get_text(), text.get_window_extent(renderer), getattr(text, "xy", None))
+                  for text in axes.texts if text.get_visible() and text.get_text().strip()]
+        labels += [("legend", legend.get_window_extent(renderer), None) for legend in legends]
+        for i, (name, box, _xy) in enumerate(labels):
+            for other, other_box, _ in labels[i + 1:]:
+                if box.overlaps(other_box):
+                    found.append(f"{name!r} overlaps {other!r}")
+        markers = _marker_points(axes, renderer)
+        for name, box, xy in labels:
+            own = None if xy is None else tuple(axes.transData.transform(xy))
+            for point in markers:
+                if own is not None and abs(point[0] - own[0]) < 1 and abs(point[1] - own[1]) < 1:
+                    continue
+                if box.x0 < point[0] < box.x1 and box.y0 < point[1] < box.y1:
+                    found.append(f"{name!r} covers a marker at {tuple(round(v) for v in point)}")
+                    break
+    return found
+
+
 def kernels(epochs=3, size=3, n_filters=8, seed=0):
     rng = np.random.default_rng(seed)
     return rng.normal(scale=0.3, size=(epochs, size, size, 1, n_filters)).astype(np.float32)
@@ -133,6 +177,32 @@ def test_report_plots_keep_their_text_on_the_canvas(monkeypatch, tmp_path):
     assert len(drawn) >= 3
     for name, figure in drawn.items():
         assert not texts_outside(figure), f"{name}: {texts_outside(figure)}"
+
+
+def test_report_plots_keep_labels_off_each_other_and_off_the_data(monkeypatch, tmp_path):
+    drawn = report_plots(monkeypatch, tmp_path)
+    for name, figure in drawn.items():
+        assert not overlaps(figure), f"{name}: {overlaps(figure)}"
+
+
+@pytest.mark.parametrize("shape", [(9, 3, 64), (9, 5, 32), (9, 3, 8)], ids=str)
+def test_learned_vs_classic_keeps_its_legend_off_the_data(shape):
+    figure = filter_figures(*shape)["learned_vs_classic"]
+    assert not overlaps(figure), overlaps(figure)
+
+
+def test_the_overlap_check_sees_crowded_labels_and_a_covering_legend():
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(3, 2))
+    axes = figure.subplots()
+    axes.scatter([1, 1.01, 2], [1, 1.01, 2], label="points")
+    axes.annotate("emboss", (1, 1))
+    axes.annotate("identity", (1.01, 1.01))
+    axes.legend(loc="upper right")
+    found = overlaps(figure)
+    assert any("'emboss' overlaps 'identity'" in line for line in found)
+    assert any("'legend' covers a marker" in line for line in found)
 
 
 def test_the_check_sees_a_clipped_title():

@@ -109,3 +109,28 @@ def test_conv1_feature_maps_equal_the_keras_layer_output(tiny_prepared):
     actual = filters.conv1_feature_maps(digits, kernel, bias, stride=2)
     assert actual.shape == expected.shape == (4, 12, 12, 6)
     np.testing.assert_allclose(actual, expected, atol=1e-5)
+
+
+def test_gif_frames_number_every_filter_over_its_tile():
+    k = kernels(epochs=2, filters=12)
+    frame = animation.evolution_frames(k, "RdBu_r")[0]
+    row_px = (k.shape[1] + 1) * animation.SCALE
+    for row in range(2):  # 12 filters: a row of 8, then 4
+        band = frame[animation.LABEL + row * (animation.NUMBER + row_px):][: animation.NUMBER]
+        inked = [(band[:, (1 + c * 4) * animation.SCALE : (1 + c * 4 + 3) * animation.SCALE] < 128).any()
+                 for c in range(8)]
+        assert inked == [True] * (8 if row == 0 else 4) + [False] * (0 if row == 0 else 4)
+
+
+def test_first_tiles_are_filters_0_to_15_in_order_for_the_slider():
+    k = kernels(epochs=2, filters=64)
+    frame = animation.evolution_frames(k, "RdBu_r")[1]
+    crop = animation.first_tiles(frame, 3, 64)
+    cell_w, cell_h = 4 * animation.SCALE, animation.NUMBER + 4 * animation.SCALE
+    assert crop.shape == (4 * cell_h + animation.SCALE, 4 * cell_w + animation.SCALE, 3)
+    for f in (0, 5, 9, 15):  # filter f sits at (f // 8, f % 8) in the frame and (f // 4, f % 4) in the crop
+        r, c = divmod(f, 8)
+        source = frame[animation.LABEL + r * cell_h :][:cell_h, c * cell_w :][:, :cell_w]
+        out_r, out_c = divmod(f, 4)
+        np.testing.assert_array_equal(crop[out_r * cell_h :][:cell_h, out_c * cell_w :][:, :cell_w], source)
+    assert max(crop.shape[:2]) <= 2 * 256  # at most halved by the slider's 256-pixel thumbnail

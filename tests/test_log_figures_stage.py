@@ -47,9 +47,10 @@ def test_figures_metrics_and_frames_are_added_to_the_finished_run(tmp_path, mlfl
     assert names | {f"{VARIANT}.json"} <= logged and "evolution.gif" in names
     headline = json.loads((tmp_path / "metrics" / f"{VARIANT}.json").read_text())
     assert run.data.metrics["similarity_learned"] == pytest.approx(headline["similarity_learned"])
-    # One image per epoch under the same key: the UI's step slider.
+    # One image per epoch under each key: the UI's step slider, whole grid and the first 16 filters alone.
     images = [item.path for item in client.list_artifacts(run_id, "images")]
-    assert sum("conv1_filters" in path and path.endswith(".png") for path in images) == EPOCHS + 1
+    for key in ("conv1_filters+", "conv1_filters_0-15+"):
+        assert sum(Path(path).name.startswith(key) and path.endswith(".png") for path in images) == EPOCHS + 1
 
 
 def test_a_second_run_adds_nothing_and_changed_figures_are_added_again(tmp_path, mlflow_uri, drawn, capsys):

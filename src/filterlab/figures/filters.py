@@ -62,29 +62,56 @@ def row_scales(kernels: np.ndarray) -> np.ndarray:
     return np.where(scales > 0, scales, 1.0)
 
 
+def _groups(n_filters: int, n_epochs: int) -> int:
+    """How many side-by-side blocks of filters (rows) make the strip closest to a 3:2 landscape page."""
+    def aspect(groups: int) -> float:
+        return groups * n_epochs / -(-n_filters // groups)
+
+    return min(range(1, n_filters + 1), key=lambda groups: abs(aspect(groups) - 1.5))
+
+
 def evolution_strip(kernels: np.ndarray, epochs: np.ndarray, colormap: str, variant: str):
     """Rows filters, columns epochs; each row keeps one colour scale across its epochs.
 
-    Drawn as one mosaic image (each filter divided by its row scale) rather than one
-    axes per tile: 64 filters × 9 epochs would otherwise be 576 axes.
+    Many filters wrap into blocks side by side (filter numbers in the gap before each block),
+    so 64 filters make a landscape page of readable tiles rather than one tall column. Drawn
+    as one mosaic image (each filter divided by its row scale) rather than one axes per tile.
     """
     n_epochs, kh, kw, _, n_filters = kernels.shape
     scaled = kernels[:, :, :, 0, :] / row_scales(kernels)
-    mosaic = np.full((n_filters * (kh + 1) - 1, n_epochs * (kw + 1) - 1), np.nan)
+    groups = _groups(n_filters, n_epochs)
+    rows = -(-n_filters // groups)
+    gap = kw + 1  # one tile's width between blocks holds the next block's filter numbers
+    block = n_epochs * (kw + 1) - 1
+    mosaic = np.full((rows * (kh + 1) - 1, groups * block + (groups - 1) * (gap + 1)), np.nan)
     for f in range(n_filters):
+        group, row = divmod(f, rows)
+        left0 = group * (block + gap + 1)
         for e in range(n_epochs):
-            mosaic[f * (kh + 1) : f * (kh + 1) + kh, e * (kw + 1) : e * (kw + 1) + kw] = scaled[e, :, :, f]
-    width = max(4.0, 1.2 + 0.5 * n_epochs)  # short runs still leave room for the title and colour bar
-    figure = _figure(width, 1.2 + 0.3 * n_filters * (kh + 1) / (kw + 1))
+            top, left = row * (kh + 1), left0 + e * (kw + 1)
+            mosaic[top : top + kh, left : left + kw] = scaled[e, :, :, f]
+    tile = 0.4  # inches per filter tile (kh+1 cells): 44 pixels at the default 110 dpi, any kernel size
+    per_cell = tile / (kh + 1)
+    width = max(4.5, 1.0 + mosaic.shape[1] * per_cell)
+    figure = _figure(width, 1.9 + mosaic.shape[0] * per_cell)
     axes = figure.subplots()
     image = axes.imshow(mosaic, cmap=colormap, vmin=-1, vmax=1, interpolation="nearest")
-    axes.set_xticks([e * (kw + 1) + (kw - 1) / 2 for e in range(n_epochs)], [str(int(e)) for e in epochs])
-    axes.set_yticks([f * (kh + 1) + (kh - 1) / 2 for f in range(n_filters)], [f"#{f}" for f in range(n_filters)])
+    centres = [g * (block + gap + 1) + e * (kw + 1) + (kw - 1) / 2 for g in range(groups) for e in range(n_epochs)]
+    axes.set_xticks(centres, [str(int(e)) for _g in range(groups) for e in epochs])
+    axes.set_yticks([r * (kh + 1) + (kh - 1) / 2 for r in range(rows)], [f"#{r}" for r in range(rows)])
+    for f in range(rows, n_filters):  # the numbers of every later block, right-aligned in the gap before it
+        group, row = divmod(f, rows)
+        axes.text(group * (block + gap + 1) - 1.2, row * (kh + 1) + (kh - 1) / 2, f"#{f}", ha="right",
+                  va="center", fontsize=6)
     axes.tick_params(labelsize=7)
+    for spine in axes.spines.values():
+        spine.set_visible(False)
     axes.set_xlabel("epoch (0 = at init)")
-    figure.colorbar(image, ax=axes, shrink=0.6, label="w / max|w| of its row")
-    axes.set_title(wrapped(
-        f"{variant}: {KERAS_LAYOUT} per epoch\none colour scale per filter (row) over all epochs", width - 1.0, 9),
+    figure.colorbar(image, ax=axes, orientation="horizontal", fraction=0.05, shrink=0.35, aspect=30,
+                    label="w / max|w| of its row")
+    # A figure title: constrained layout makes room for it whatever the aspect-locked image does to the axes.
+    figure.suptitle(wrapped(
+        f"{variant}: {KERAS_LAYOUT} per epoch\none colour scale per filter (row) over all epochs", width - 0.4, 9),
         fontsize=9)
     return figure
 

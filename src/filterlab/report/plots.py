@@ -55,52 +55,96 @@ def accuracy_vs_filters(results: Results) -> bytes:
     return png_bytes(figure)
 
 
+def _pareto(points: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
+    """The points no other point beats with fewer or as many parameters: the ones worth naming."""
+    front, best = [], -1.0
+    for params, accuracy, name in sorted(points, key=lambda p: (p[0], -p[1])):
+        if accuracy > best:
+            front.append((params, accuracy, name))
+            best = accuracy
+    return front
+
+
 def accuracy_vs_params(results: Results) -> bytes:
-    figure, (ax,) = _figure(6.4, 4.2)
-    for stride in sorted({v.stride for v in results.variants}):
-        chosen = [v for v in results.variants if v.stride == stride]
-        ax.scatter([v.params_count for v in chosen], [100 * v.test_accuracy for v in chosen], label=f"stride {stride}")
-        for v in chosen:
-            ax.annotate(v.name, (v.params_count, 100 * v.test_accuracy), fontsize=6, xytext=(3, 2),
-                        textcoords="offset points")
-    _log_x(ax)
-    ax.set(xlabel="parameters (whole model)", ylabel="test accuracy (%)",
-           title="Test accuracy against model size")
+    """Every variant by size: colour is the kernel size, the marker the stride, and only the Pareto front is named
+    (every name is in the variants table), so no label sits on another."""
+    figure, (ax,) = _figure(7.2, 4.4)
+    markers = dict(zip(sorted({v.stride for v in results.variants}), "osD^v<>", strict=False))
+    colours = dict(zip(sorted({v.kernel_size for v in results.variants}),
+                       ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"), strict=False))
+    sized = [v for v in results.variants if v.params_count]
+    for v in sized:
+        ax.scatter([v.params_count], [100 * v.test_accuracy], color=colours.get(v.kernel_size, "grey"),
+                   marker=markers.get(v.stride, "o"), s=36, zorder=3)
+    front = _pareto([(v.params_count, 100 * v.test_accuracy, v.name) for v in sized])
+    ax.plot([p[0] for p in front], [p[1] for p in front], color="black", linewidth=0.8, alpha=0.5, zorder=2,
+            label="Pareto front (named)")
+    for index, (params, accuracy, name) in enumerate(front):
+        # Alternate above and below the front's line so neighbouring names do not collide.
+        ax.annotate(name, (params, accuracy), fontsize=8, xytext=(0, 8 if index % 2 == 0 else -14),
+                    textcoords="offset points", ha="center")
+    for size, colour in colours.items():
+        ax.scatter([], [], color=colour, marker="o", label=f"{size}x{size} kernel")
+    for stride, marker in markers.items():
+        ax.scatter([], [], color="grey", marker=marker, label=f"stride {stride}")
+    if sized:
+        _log_x(ax, _round_ticks(min(v.params_count for v in sized), max(v.params_count for v in sized)))
+        low, high = min(100 * v.test_accuracy for v in sized), max(100 * v.test_accuracy for v in sized)
+        ax.set_ylim(low - 0.25 * (high - low + 0.1), high + 0.25 * (high - low + 0.1))
+    ax.set(xlabel="parameters (whole model)", ylabel="test accuracy (%)", title="Test accuracy against model size")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     return png_bytes(figure)
 
 
+def _round_ticks(low: float, high: float) -> list[float]:
+    """1-2-5 ticks covering [low, high] on a log axis: a few readable numbers even within one decade."""
+    import math
+
+    ticks = []
+    for exponent in range(int(math.floor(math.log10(low))), int(math.ceil(math.log10(high))) + 1):
+        ticks += [m * 10 ** exponent for m in (1, 2, 5)]
+    inside = [t for t in ticks if low / 1.5 <= t <= high * 1.5]
+    return inside or [low, high]
+
+
 def baselines_vs_learned(results: Results) -> bytes | None:
-    """Frozen classic/random banks at their kernel count beside the learned variants; pixels as a line."""
+    """Every frozen baseline and the best learned variant per kernel size, one row each with its 95% interval,
+    best first. Rows are labelled on the axis, so no label can sit on another; the x-axis spans the models near
+    the top, and one far below it (no convolution) is drawn at the edge with its value written out."""
     if not results.baselines:
         return None
-    figure, (ax,) = _figure(6.8, 4.4)
-    learned = defaultdict(float)
-    for v in results.variants:
-        learned[v.filters] = max(learned[v.filters], 100 * v.test_accuracy)
-    xs = sorted(learned)
-    ax.plot(xs, [learned[x] for x in xs], marker="o", color="black", label="learned (best variant per filter count)")
-    ax.scatter([v.filters for v in results.variants], [100 * v.test_accuracy for v in results.variants],
-               color="grey", s=10, alpha=0.5, label="learned (every variant)")
-    styles = {"random": ("tab:red", "s"), "bank": ("tab:blue", "D")}
-    for baseline in sorted(results.baselines, key=lambda b: b.name):
-        name, accuracy, kind, count = baseline.name, 100 * baseline.test_accuracy, baseline.kind, baseline.n_kernels
-        if not count:  # no convolution at all: a reference level, not a point
-            ax.axhline(accuracy, color="tab:green", linestyle="--", label=f"{name} (no convolution)")
+    best_per_size = {}
+    for v in results.variants:  # best first
+        best_per_size.setdefault(v.kernel_size, v)
+    rows = [(f"learned {v.kernel_size}x{v.kernel_size}: {v.name}", v, "learned") for v in best_per_size.values()]
+    rows += [(f"frozen {b.name}" + (f" ({b.n_kernels})" if b.n_kernels else ""), b, b.kind) for b in results.baselines]
+    rows.sort(key=lambda row: -row[1].test_accuracy)
+    colours = {"learned": "black", "bank": "tab:blue", "random": "tab:red", "family": "tab:orange",
+               "pixels": "tab:green"}
+    figure, (ax,) = _figure(7.6, 0.32 * len(rows) + 1.4)
+    top = 100 * rows[0][1].ci95_high
+    near = [100 * row[1].ci95_low for row in rows if 100 * row[1].test_accuracy >= top - 6.0]
+    left = min(near) - 0.3
+    ys = range(len(rows))
+    for y, (_label, model, kind) in zip(ys, rows, strict=True):
+        accuracy, low, high = (100 * model.test_accuracy, 100 * model.ci95_low, 100 * model.ci95_high)
+        colour = colours.get(kind, "grey")
+        if accuracy < left:
+            ax.annotate(f"◀ {accuracy:.2f}%", (left, y), xytext=(4, 0), textcoords="offset points", va="center",
+                        fontsize=8, color=colour)
             continue
-        color, marker = styles.get(kind, ("tab:orange", "^"))
-        ax.scatter([count], [accuracy], color=color, marker=marker, zorder=3)
-        ax.annotate(name, (count, accuracy), fontsize=6, xytext=(3, -8), textcoords="offset points")
-    for kind, (color, marker) in {**styles, "family": ("tab:orange", "^")}.items():
-        ax.scatter([], [], color=color, marker=marker, label=f"frozen {kind}")
-    counts = {v.filters for v in results.variants}
-    counts |= {b.n_kernels for b in results.baselines if b.n_kernels}
-    _log_x(ax, sorted(counts))
-    ax.set(xlabel="conv1 filters (frozen kernels for baselines)", ylabel="test accuracy (%)",
+        ax.errorbar([accuracy], [y], xerr=[[accuracy - max(low, left)], [high - accuracy]], fmt="o", color=colour,
+                    markersize=5, capsize=2, zorder=3)
+    best = 100 * results.best.test_accuracy
+    ax.axvline(best, color="black", linewidth=0.6, linestyle=":", label=f"best learned, {best:.2f}%")
+    ax.set_yticks(list(ys), [row[0] for row in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(left, top + 0.2)
+    ax.set(xlabel="test accuracy (%), with its 95% interval",
            title="Hand-designed and random frozen filters against learned ones")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="x-small")
+    ax.grid(alpha=0.3, axis="x")
+    figure.legend(fontsize="small", loc="outside lower center")  # below the axes: clear of every row
     return png_bytes(figure)
 
 
