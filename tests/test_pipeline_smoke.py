@@ -102,6 +102,34 @@ def test_mlflow_runs_have_true_durations_and_unique_names(repo):
         assert "conv1_filters" in str(client.list_artifacts(run.info.run_id, "images"))
 
 
+def readme_recipes() -> list[str]:
+    """The terminal recipes the README promises fit 120 columns, between its two markers."""
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index("<!-- exp show recipes"):text.index("<!-- end of exp show recipes -->")]
+    return [line.split("  #")[0].strip() for line in block.splitlines() if line.startswith(("dvc ", "make "))]
+
+
+def test_the_readmes_terminal_recipes_fit_120_columns(repo):
+    """Each recipe on this pipeline, with the default grid's best variant swapped for the tiny grid's one; the
+    recipes name no per-variant pattern, so their width does not grow with the grid."""
+    import shlex
+
+    copy, env, _ = repo
+    recipes = readme_recipes()
+    assert len(recipes) >= 4 and any(r.startswith("dvc exp show") for r in recipes)
+    wide = {**env, "COLUMNS": "1000"}  # no truncation: measure what the table needs
+    for recipe in recipes:
+        command = shlex.split(recipe.replace("f64_k7_s1", VARIANT))
+        if command[:2] == ["make", "compare"]:
+            command = [sys.executable, "-m", "filterlab.compare", *(a.split("=", 1)[1] for a in command[2:])]
+        shown = sh(command, copy, wide).stdout
+        assert shown.strip() or "metrics diff" in recipe, recipe  # a diff against this very commit is empty
+        width = max((len(line.rstrip()) for line in shown.splitlines()), default=0)
+        assert width <= 120, f"{recipe}: {width} columns\n{shown}"
+        if "exp show" in recipe:
+            assert "train.epochs" in shown or "epochs" in shown, shown
+
+
 def _hashes(copy: Path) -> dict[str, str]:
     """sha256 of every output the pipeline writes, byte for byte: none of them holds a duration."""
     outputs = (p for folder in ("data", "models", "reports") for p in (copy / folder).rglob("*") if p.is_file())
