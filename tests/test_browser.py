@@ -115,7 +115,8 @@ window.addEventListener("load", () => {
 
 
 def _sorted_as_the_page_promises(keys: list[str], direction: str) -> bool:
-    """Numbers first (ascending or descending), then text (and "–", -Infinity) in text order, either way."""
+    """Numbers first, ascending or descending; text (names, notes, "–") after them, in the same direction.
+    The numbers are checked here; the text order of the name column by the caller."""
     def number(key):
         try:
             value = float(key)

@@ -41,6 +41,13 @@ def test_rows_are_best_first_with_paired_verdicts_and_fit_120_columns(tmp_path):
     assert "below p=0.002" in lines[3] and "0.60 / 0.40" in lines[4]
 
 
+def test_the_widest_possible_row_still_fits(tmp_path):
+    """The longest names and cells the params allow: nothing is cut, the table is simply that narrow."""
+    row = ("f512_k28_s28", "100.00%", "99.96–100.00%", "below p=1e-300", "0.99 / 0.99", "+100.00")
+    text = compare.render([row], "0123456789abcdef0123")
+    assert max(map(len, text.splitlines())) <= 120 and "f512_k28_s28" in text and text.endswith("+100.00")
+
+
 def test_delta_against_a_commit_and_an_experiment_name(tmp_path):
     repo = _project(tmp_path)
     _set_accuracy(repo, "f4_k3_s1", 0.93)

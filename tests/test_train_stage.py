@@ -59,7 +59,7 @@ def test_stage_writes_declared_outputs_and_one_finished_run(tmp_path, tiny_npz, 
     assert np.array_equal(keras.ops.convert_to_numpy(model.get_layer("conv1").kernel), kernels[-1])
 
     metrics = json.loads((tmp_path / "reports" / "metrics" / "train" / "f4_k5_s2.json").read_text())
-    # The five short columns of `dvc metrics show`; the rest is in the details file.
+    # The four short columns of `dvc metrics show`; the rest is in the details file.
     assert set(metrics) == {"accuracy", "ci95_low", "ci95_high", "loss"}
     assert metrics["ci95_low"] <= metrics["accuracy"] <= metrics["ci95_high"]
     details = json.loads((tmp_path / "reports" / "details" / "train" / "f4_k5_s2.json").read_text())

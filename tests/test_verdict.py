@@ -39,7 +39,8 @@ def test_the_sentences_state_a_verdict_with_numbers_and_chance(tmp_path):
 
 
 @pytest.mark.parametrize("effects, words", [([2.5, 3.0], "yes, clearly"), ([0.7, 0.9], "only slightly"),
-                                            ([0.1, 0.3], "no: no closer"), ([0.2, 0.8], "barely")])
+                                            ([0.1, 0.3], "no: no closer"), ([0.2, 0.8], "barely"),
+                                            ([0.3, 4.0], "clearly in some variants, not in others")])
 def test_the_shift_verdict_follows_the_effect_size(tmp_path, effects, words):
     summary = _verdict(tmp_path)
     summary["kernel_sizes"]["3"]["similarity"]["effect_size"] = effects

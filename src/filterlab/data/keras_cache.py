@@ -23,10 +23,19 @@ KEYS = {
 }
 
 
+# No member of a real mnist.npz is larger than this (x_train: 47,040,000 bytes plus the .npy header), so a
+# header claiming more is refused before NumPy allocates for it.
+MAX_MEMBER_BYTES = 48 * 1024 * 1024
+
+
 def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """{official `.gz` name: uint8 array} from a Keras `mnist.npz`; DataError naming the file otherwise."""
     path = Path(path).expanduser()
     try:
+        with zipfile.ZipFile(path) as archive:
+            sizes = {info.filename: info.file_size for info in archive.infolist()}
+        if any(size > MAX_MEMBER_BYTES for size in sizes.values()):
+            raise DataError(f"{path}: a member is larger than any array of MNIST ({max(sizes.values()):,} bytes)")
         with np.load(path, allow_pickle=False) as archive:
             if set(archive.files) != set(KEYS):
                 raise DataError(f"{path}: holds {', '.join(sorted(archive.files)) or 'no arrays'}; a Keras "
@@ -34,8 +43,9 @@ def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
             arrays = {KEYS[key]: archive[key] for key in KEYS}
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        # allow_pickle=False turns an object array into a ValueError; a cut file is a BadZipFile or EOFError.
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, MemoryError) as error:
+        # allow_pickle=False turns an object array into a ValueError; a cut file is a BadZipFile or EOFError;
+        # a header claiming a shape beyond its bytes a ValueError or MemoryError.
         raise DataError(f"{path}: not a readable npz file ({' '.join(str(error).split())})") from None
     for name, array in arrays.items():
         if array.dtype != np.uint8:

@@ -83,7 +83,10 @@ def write_arrays(
         raise DataError(f"{source}: holds {', '.join(sorted(arrays))}; expected {', '.join(sorted(expected))}")
     payloads = {}
     for name, want in expected.items():
-        content = idx.encode(arrays[name])
+        try:
+            content = idx.encode(arrays[name])
+        except ValueError as error:  # not uint8 images (N, rows, cols) or labels (N,)
+            raise DataError(f"{source}: {name.removesuffix('.gz')}: {error}") from None
         check_content(source, name, content, want)
         payloads[name] = content
     files = {}

