@@ -70,6 +70,8 @@ BAD = [
     ("unknown-section", {"trian": {"epochs": 1}}, "trian: unknown top-level section"),
     ("prepare-string", {"prepare.val_fraction": "0.1"}, "prepare.val_fraction: '0.1' has the wrong type"),
     ("bad-kernel", {"baselines.kernels": ["sobel_q"]}, "unknown kernel 'sobel_q'"),
+    ("colormap-typo", {"figures.colormap": "RdBu_rr"}, "figures.colormap: 'RdBu_rr' is not a matplotlib colormap"),
+    ("peak-too-long", {"probes.peak.sequence_length": 1000}, "probes.peak.sequence_length: 1000: only"),
 ]
 
 

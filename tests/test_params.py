@@ -30,7 +30,7 @@ def test_the_real_params_file_is_valid():
 
 STAGE_CASES = [
     # (stage, dotted key changed, new value, key named in the message, words that must appear)
-    ("download", "data.source", "web", "data.source", "'auto', 'remote', 'bundled'"),
+    ("download", "data.source", "web", "data.source", "'auto', 'remote', 'pypi', 'bundled'"),
     ("download", "data.mirrors", ["ftp://example.org/mnist/"], "data.mirrors", "http://, https:// or file://"),
     ("download", "data.mirrors", [], "data.mirrors", "non-empty list"),
     ("download", "data.timeout_seconds", 0, "data.timeout_seconds", "out of range"),
@@ -84,7 +84,7 @@ def test_stage_script_exits_2_with_one_line(tmp_path, params_file):
     assert result.returncode == 2, result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: params.yaml: data.source: "), result.stderr
-    assert "'auto', 'remote', 'bundled'" in lines[0]
+    assert "'auto', 'remote', 'pypi', 'bundled'" in lines[0]
     assert "Traceback" not in result.stderr
     assert sorted(path.name for path in tmp_path.iterdir()) == ["bad.yaml"]
 
@@ -169,6 +169,11 @@ VALIDATE_CASES = [
     ({"baselines.kernels": ["sobel_x", "sobel_z"]}, "baselines.kernels: unknown kernel 'sobel_z'"),
     ({"probes.recovery.kernels": ["gaussian_5x5"]}, "only 3x3 kernels"),
     ({"report.title": 3}, "report.title: 3 has the wrong type"),
+    # What validate estimates, so that the stage would not fail (or exhaust memory) after DVC removed its outputs.
+    ({"figures.colormap": "RdBu_rr"}, "figures.colormap: 'RdBu_rr' is not a matplotlib colormap"),
+    ({"probes.peak.sequence_length": 1000}, "probes.peak.sequence_length: 1000: only 0.00% of random sequences"),
+    ({"probes.peak.n_sequences": 1_000_000, "probes.peak.sequence_length": 1000},
+     "probes.peak.n_sequences: 1000000 sequences of length 1000 need about 59.6 GiB at once"),
 ]
 
 
@@ -179,6 +184,26 @@ def test_validate_stage_refuses_what_any_stage_would(tmp_path, capsys, params_fi
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and words in err, err
     assert not stamp.exists()
+
+
+def test_a_large_grid_is_accepted_with_one_loud_line(tmp_path, capsys, params_file):
+    grid = {"filters": list(range(1, 21)), "kernel_size": [3, 5, 7], "stride": [1, 2]}  # 120 variants
+    stamp = tmp_path / "params.checked"
+    assert load_stage("validate").main(["--params", str(params_file({"train.grid": grid})), "--out", str(stamp)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("WARNING: train.grid has 120 variants (more than 100)")
+    assert stamp.is_file()
+
+
+def test_the_peak_probe_gives_up_instead_of_drawing_forever():
+    """Called directly with a length validate refuses: a bounded number of draws, then one ParamError."""
+    import numpy as np
+
+    from filterlab.core.errors import ParamError
+    from filterlab.probes import peak
+
+    with pytest.raises(ParamError, match="probes.peak.sequence_length: 200: too few random sequences"):
+        peak.make_sequences(20, 200, 0.05, np.random.default_rng(0))
 
 
 def test_validate_stamp_does_not_depend_on_the_values(tmp_path, params_file):

@@ -9,12 +9,18 @@ its bytes alone and re-runs only the stages whose own params changed.
 """
 
 import dataclasses
+import os
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 from filterlab.config import sections
 from filterlab.config.geometry import RECOVERY_SHAPE
 from filterlab.config.params import load_numerics, load_section, load_seed
+from filterlab.core.errors import ParamError
+
+# Above this many variants `dvc repro` alone takes long to plan and hours to train on one machine: a warning.
+LARGE_GRID = 100
 
 SECTIONS: Mapping[str, type] = {
     "data": sections.DataParams,
@@ -42,6 +48,48 @@ def check_all(params: Mapping[str, Any]) -> None:
 
     bank.select(loaded["baselines"].kernels, "baselines.kernels")
     bank.select(loaded["probes"].recovery.kernels, "probes.recovery.kernels", shape=RECOVERY_SHAPE)
+    check_colormap(loaded["figures"].colormap)
+    check_peak_probe(loaded["probes"].peak, available_memory())
+    variants = len(loaded["train"].grid.variants())
+    if variants > LARGE_GRID:
+        print(f"WARNING: train.grid has {variants} variants (more than {LARGE_GRID}): one machine trains them one "
+              "after another; see the README on running the grid on many machines", file=sys.stderr)
+
+
+def check_colormap(name: str) -> None:
+    """The figure stages' colormap, against matplotlib's registry (a typo would fail only after DVC removed them)."""
+    import matplotlib
+
+    if name not in matplotlib.colormaps:
+        diverging = ", ".join(n for n in ("RdBu_r", "coolwarm", "seismic", "bwr", "PiYG") if n in matplotlib.colormaps)
+        raise ParamError("figures.colormap", f"{name!r} is not a matplotlib colormap (diverging ones: {diverging})")
+
+
+def available_memory() -> int:
+    """Bytes of memory this machine has available now (psutil), or all of it where psutil cannot tell."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except (ImportError, OSError):
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_peak_probe(peak: sections.PeakProbe, memory: int) -> None:
+    """The peak probe's sequences must fit in half the available memory and be able to balance their classes."""
+    from filterlab.probes import peak as probe
+
+    need = probe.batch_bytes(peak.n_sequences, peak.sequence_length)
+    if need > memory // 2:
+        fits = max(1, (memory // 2) // probe.batch_bytes(1, peak.sequence_length))
+        raise ParamError("probes.peak.n_sequences", f"{peak.n_sequences} sequences of length {peak.sequence_length} "
+                         f"need about {need / 2**30:.1f} GiB at once, over half of the {memory / 2**30:.1f} GiB "
+                         f"available: at most {fits:,} here")
+    share = probe.share_without_peak(peak.sequence_length, peak.margin)
+    if share < 1 / (8 * probe.MAX_BATCHES):
+        raise ParamError("probes.peak.sequence_length", f"{peak.sequence_length}: only {100 * share:.2f}% of random "
+                         f"sequences this long lack a peak above margin {peak.margin}, too few to balance the "
+                         "classes; use a shorter length (28 or less at the default margin)")
 
 
 def _fields(cls: type) -> str:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from filterlab.config.sections import PeakProbe
+from filterlab.core.errors import ParamError
 from filterlab.kernels.similarity import cosine
 
 PEAK = np.array([-1.0, 1.0, -1.0])
@@ -45,20 +46,46 @@ def hand_applied(vector: tuple[float, ...]) -> dict:
     }
 
 
+# Draws of 4 x count random sequences before the probe gives up balancing its two classes.
+MAX_BATCHES = 50
+
+
+def batch_bytes(count: int, length: int) -> int:
+    """Memory one draw of `make_sequences` holds at once: 4 x count float64 sequences and their responses."""
+    return 2 * 4 * count * length * 8
+
+
+def share_without_peak(length: int, margin: float, samples: int = 20_000) -> float:
+    """Share of random sequences in [0, 1) whose best [-1, 1, -1] response is below -margin (label 0): it falls
+    fast with the length, and below 1 / (8 MAX_BATCHES) `make_sequences` cannot balance its classes."""
+    rng = np.random.default_rng(0)
+    hits = 0
+    for start in range(0, samples, 2000):  # chunks keep a length-1000 estimate at 16 MB
+        x = rng.random((min(2000, samples - start), length))
+        hits += int(((x[:, 1:-1] - x[:, :-2] - x[:, 2:]).max(axis=1) < -margin).sum())
+    return hits / samples
+
+
 def make_sequences(
     count: int, length: int, margin: float, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """Balanced sequences in [0, 1) and their labels: 1 where some response is > margin."""
     wanted = {0: count // 2, 1: count - count // 2}
     kept_x, kept_y = [], []
-    while wanted[0] + wanted[1] > 0:
+    for _ in range(MAX_BATCHES):
+        if wanted[0] + wanted[1] == 0:
+            break
         batch = rng.random((4 * count, length))
         best = np.max(np.stack([respond(row) for row in batch]), axis=1)
         for label, chosen in ((0, best < -margin), (1, best > margin)):
-            rows = batch[chosen][: wanted[label]]
+            rows = np.array(batch[chosen][: wanted[label]])  # a copy: a view would keep the whole batch alive
             kept_x.append(rows)
             kept_y.append(np.full(len(rows), label))
             wanted[label] -= len(rows)
+    else:
+        if wanted[0] + wanted[1] > 0:
+            raise ParamError("probes.peak.sequence_length", f"{length}: too few random sequences of this length "
+                             f"lack a peak above margin {margin} to balance the classes; use a shorter length")
     x, y = np.concatenate(kept_x), np.concatenate(kept_y)
     order = rng.permutation(len(y))
     return x[order, :, np.newaxis].astype(np.float32), y[order].astype(np.float32)
