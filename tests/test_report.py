@@ -180,3 +180,13 @@ def test_corrupt_metrics_fail_with_one_line(tmp_path, params_file, capsys):
     assert err.strip().count("\n") == 0 and "Traceback" not in err
     assert "f4_k3_s1.json: not valid JSON" in err
     assert not (tmp_path / "out" / "index.html").exists()
+
+
+@pytest.mark.parametrize("payload, words", [(b'{"accuracy": 0.9\xff}', "not UTF-8 (byte 16)"),
+                                            (b"[0.9, 0.95]", "a JSON list, expected an object")])
+def test_metrics_that_are_not_utf8_objects_fail_with_one_line(tmp_path, params_file, capsys, payload, words):
+    reports = make_reports(tmp_path / "reports")
+    (reports[0] / "train" / "f4_k3_s1.json").write_bytes(payload)
+    assert _run_stage(tmp_path, reports, params_file(REPORT_PARAMS)) == 1
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "Traceback" not in err and f"f4_k3_s1.json: {words}" in err

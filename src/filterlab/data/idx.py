@@ -7,6 +7,7 @@ so the same digits always give the same bytes, and DVC sees no change.
 """
 
 import gzip
+import math
 import os
 import struct
 import zlib
@@ -58,7 +59,7 @@ def decode(data: bytes, magic: int, name: str = "<bytes>") -> np.ndarray:
     shape = struct.unpack(f">{ndim}I", data[4:header])
     if shape[0] > MAX_ITEMS:
         raise DataError(f"{name}: header claims {shape[0]} items, more than {MAX_ITEMS}")
-    expected = header + int(np.prod(shape, dtype=np.int64))
+    expected = header + math.prod(shape)  # Python integers: a forged header cannot overflow into a match
     if len(data) != expected:
         state = "truncated" if len(data) < expected else "has trailing bytes"
         raise DataError(f"{name}: {state}: {len(data)} bytes for shape {shape}, expected {expected}")

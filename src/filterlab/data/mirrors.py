@@ -18,6 +18,7 @@ import os
 import socket
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -80,6 +81,33 @@ def mirror_url(value: str) -> str:
     return Path(value).expanduser().resolve().as_uri() + "/"
 
 
+def _open(url: str, timeout: float, allowed: float):
+    """`urlopen(url)`, given up on after `allowed` seconds even while the status line and headers trickle in
+    (each byte within `timeout` keeps the socket's own timeout from ever firing)."""
+    outcome: dict[str, object] = {}
+
+    def connect() -> None:
+        try:
+            outcome["response"] = urllib.request.urlopen(url, timeout=timeout)
+        except BaseException as error:  # handed to the caller's thread below
+            outcome["error"] = error
+
+    opener = threading.Thread(target=connect, name="mirror-headers", daemon=True)
+    opener.start()
+    opener.join(allowed)
+    if opener.is_alive():
+        def close_when_answered() -> None:  # the abandoned connection is closed as soon as it completes
+            opener.join()
+            if "response" in outcome:
+                outcome["response"].close()
+
+        threading.Thread(target=close_when_answered, daemon=True).start()
+        raise _TooSlow(f"too slow: no complete response headers in {allowed:.0f} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["response"]
+
+
 def _receive(url: str, folder: Path, name: str, limit: int, exact: bool, timeout: float, progress: bool,
              min_rate: float, expected_size: int) -> _Fetched:
     """Stream `url` into a temp file in `folder`: at most `limit` bytes (exactly `limit` when `exact`).
@@ -95,12 +123,14 @@ def _receive(url: str, folder: Path, name: str, limit: int, exact: bool, timeout
         raise
     try:
         digest, received = hashlib.sha256(), 0
-        with os.fdopen(handle, "wb") as tmp, urllib.request.urlopen(url, timeout=timeout) as response:
+        started = time.monotonic()  # the deadline covers the wait for the headers too
+        with os.fdopen(handle, "wb") as tmp, _open(url, timeout, deadline_seconds(expected_size, timeout,
+                                                                                 min_rate)) as response:
             announced = response.headers.get("Content-Length")
             if announced is not None and (int(announced) > limit or (exact and int(announced) != limit)):
                 raise _WrongFile(f"{announced} bytes announced, expected {'' if exact else 'at most '}{limit}")
             allowed = deadline_seconds(int(announced) if announced is not None else expected_size, timeout, min_rate)
-            deadline = time.monotonic() + allowed
+            deadline = started + allowed
             # read1: at most one receive per call, so the deadline is checked while bytes trickle in
             # (read(n) would wait for all n); each receive is still bounded by `timeout`.
             read = getattr(response, "read1", response.read)
