@@ -90,9 +90,16 @@ ui: $(STAMP)
 
 # The team tracking server: PostgreSQL backend, artifacts proxied by the server to MLFLOW_ARTIFACTS,
 # loopback only unless SERVER_HOST says otherwise. Stages log there with MLFLOW_TRACKING_URI set to its URL.
+# The DSN reaches both commands through the environment (the shell expands $$MLFLOW_BACKEND_URI, Make does
+# not), so no process's arguments hold it, and the lines printed here mask its password. Keep the password
+# out of make's own command line too: export the DSN, or leave it out and use ~/.pgpass (README: Team setup).
+export MLFLOW_BACKEND_URI
 server: $(TEAM_STAMP)
-	$(BIN)/mlflow db upgrade "$(MLFLOW_BACKEND_URI)"
-	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server --backend-store-uri "$(MLFLOW_BACKEND_URI)" \
+	@echo "mlflow db upgrade $$($(BIN)/python -m filterlab.core.secrets mask-env MLFLOW_BACKEND_URI)"
+	@$(BIN)/python -c 'import os, sys; from mlflow.db import upgrade; \
+		upgrade.main([os.environ["MLFLOW_BACKEND_URI"]], prog_name="mlflow db upgrade")'
+	@echo "mlflow server on http://$(SERVER_HOST):$(SERVER_PORT), backend $$($(BIN)/python -m filterlab.core.secrets mask-env MLFLOW_BACKEND_URI)"
+	@MLFLOW_BACKEND_STORE_URI="$$MLFLOW_BACKEND_URI" MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server \
 		--artifacts-destination "$(MLFLOW_ARTIFACTS)" --serve-artifacts --host $(SERVER_HOST) --port $(SERVER_PORT)
 
 # Re-pin every dependency from pyproject.toml's ranges into requirements.lock.
