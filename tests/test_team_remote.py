@@ -7,6 +7,12 @@ restored, none run. Checked against a directory remote and against moto's S3 ser
 loopback, through the pinned dvc-s3 plugin.
 """
 
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+
 import pytest
 
 from team import ROOT, committed_copy, git_clone, ran, s3_server, sh  # noqa: F401 (s3_server is a fixture)
@@ -64,3 +70,47 @@ def test_s3_remote_run_cache_skips_every_stage(clone_a, tmp_path, s3_server):  #
     remote = [["add", "--local", "-d", "-f", "team", "s3://filterlab/dvc"],
               ["modify", "--local", "team", "endpointurl", endpoint]]
     second_clone_restores_everything(a, env_a, remote, tmp_path / "b", credentials)
+
+
+def _cache_digest(repo) -> str:
+    digest = hashlib.sha256()
+    for path in sorted((repo / ".dvc" / "cache").rglob("*")):
+        if path.is_file():
+            digest.update(str(path).encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize("case, words", [
+    ("read-only", "the remote is on a read-only file system"),
+    ("full", "the remote is full"),
+    ("not a folder", "is not a folder"),
+])
+def test_a_push_to_a_broken_directory_remote_is_one_line_and_leaves_no_temp_files(clone_a, tmp_path, case, words):
+    a, env_a = clone_a
+    remote = tmp_path / "remote"
+    mounted = False
+    if case == "not a folder":
+        remote.write_text("a file where the remote's folder should be")
+    else:
+        if os.geteuid() != 0 or shutil.which("mount") is None:
+            pytest.skip("a read-only or full remote is a tmpfs, and mounting one needs root")
+        remote.mkdir()
+        options = "ro,size=1m" if case == "read-only" else "size=96k"  # the tiny pipeline's cache is larger
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(remote)]).returncode != 0:
+            pytest.skip("tmpfs cannot be mounted here")
+        mounted = True
+    try:
+        sh(["dvc", "remote", "add", "--local", "-f", "team", str(remote)], a, env_a)
+        before = _cache_digest(a)
+        pushed = subprocess.run([sys.executable, str(ROOT / ".ci/push_run_cache.py"), "-r", "team"], cwd=a,
+                                env=env_a, capture_output=True, text=True, timeout=600)
+        assert pushed.returncode == 1, pushed.stdout + pushed.stderr
+        lines = pushed.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in pushed.stderr, pushed.stderr[-3000:]
+        assert lines[0].startswith("error: make push to remote 'team'") and words in lines[0], lines[0]
+        assert _cache_digest(a) == before  # the local cache is only read
+        if remote.is_dir():
+            assert not list(remote.rglob("*.tmp"))
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(remote)], check=False)
