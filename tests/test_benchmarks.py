@@ -48,11 +48,14 @@ def test_throughput_benchmark_times_both_arms_of_the_same_model(tiny_prepared, m
 def test_pipeline_benchmark_charges_each_stage_until_the_next_one_starts(tmp_path):
     import whole_run as bench
 
-    script = ("import time\nprint(\"Running stage 'download':\", flush=True)\ntime.sleep(0.3)\n"
-              "print('some output', flush=True)\nprint(\"Running stage 'train@8-3-1':\", flush=True)\n")
-    wall, stages, output = bench.timed_repro([sys.executable, "-c", script], tmp_path, {})
+    # The download "stage" holds 50 MB for a second: the sampler (every 0.2 s) must see it.
+    script = ("import time\nprint(\"Running stage 'download':\", flush=True)\nheld = bytearray(50 * 2**20)\n"
+              "time.sleep(1.0)\ndel held\nprint('some output', flush=True)\n"
+              "print(\"Running stage 'train@8-3-1':\", flush=True)\n")
+    wall, stages, peaks, output = bench.timed_repro([sys.executable, "-c", script], tmp_path, {})
     assert list(stages) == ["download", "train@8-3-1"] and "some output" in output
-    assert stages["download"] >= 0.3 and sum(stages.values()) <= wall
+    assert stages["download"] >= 1.0 and sum(stages.values()) <= wall
+    assert peaks["download"] >= 50 * 2**20
     assert [bench.kind(name) for name in stages] == ["download", "train"]
     with pytest.raises(RuntimeError, match="failed"):
         bench.timed_repro([sys.executable, "-c", "raise SystemExit(3)"], tmp_path, {})
@@ -105,3 +108,26 @@ def test_results_are_merged_into_the_file_keeping_the_other_entries(tmp_path):
     measure.merge_into(out, {"team": 1, "pipeline_change": "stale"})
     measure.merge_into(out, {"pipeline": 2}, drop=("pipeline_change",))
     assert json.loads(out.read_text()) == {"pipeline": 2, "team": 1}
+
+
+def test_fit_seconds_come_from_the_mlflow_store_summed_per_experiment(tmp_path):
+    """What the stages log (`fit_seconds`, and `replicates_fit_seconds` above one seed), read back by experiment;
+    deleted runs do not count, and a copy without a store falls back to the metrics files."""
+    import whole_run as bench
+    from mlflow.tracking import MlflowClient
+
+    database = tmp_path / "mlflow.db"
+    client = MlflowClient(f"sqlite:///{database}")
+    logged = {"train": [{"fit_seconds": 2.0}, {"fit_seconds": 3.0, "replicates_fit_seconds": 5.5}],
+              "baselines": [{"fit_seconds": 7.0}], "probes": [{"fit_seconds": 0.5}]}
+    for experiment, runs in logged.items():
+        experiment_id = client.create_experiment(experiment, artifact_location=(tmp_path / "a").as_uri())
+        for metrics in runs:
+            run = client.create_run(experiment_id)
+            for key, value in metrics.items():
+                client.log_metric(run.info.run_id, key, value)
+    deleted = client.create_run(client.get_experiment_by_name("train").experiment_id)
+    client.log_metric(deleted.info.run_id, "fit_seconds", 100.0)
+    client.delete_run(deleted.info.run_id)
+    assert bench.fit_seconds(tmp_path, database) == {"train": 10.5, "baselines": 7.0, "probes": 0.5}
+    assert bench.logged_fit_seconds(tmp_path / "absent.db") == {}
