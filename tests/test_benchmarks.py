@@ -113,8 +113,9 @@ def test_results_are_merged_into_the_file_keeping_the_other_entries(tmp_path):
 def test_fit_seconds_come_from_the_mlflow_store_summed_per_experiment(tmp_path):
     """What the stages log (`fit_seconds`, and `replicates_fit_seconds` above one seed), read back by experiment;
     deleted runs do not count, and a copy without a store falls back to the metrics files."""
-    import whole_run as bench
     from mlflow.tracking import MlflowClient
+
+    import whole_run as bench
 
     database = tmp_path / "mlflow.db"
     client = MlflowClient(f"sqlite:///{database}")
