@@ -71,8 +71,8 @@ push: $(STAMP)
 test-team: $(TEAM_STAMP)
 	$(BIN)/python -m pytest -m team
 
-# The component figures (about 10 minutes), then the whole from-scratch run (about 12 more);
-# `MNIST_MIRROR=<dir> make bench` measures the whole run on full MNIST.
+# The component figures on the bundled subset (about 10 minutes), then the whole from-scratch run on the data
+# params.yaml names (full MNIST: about 2 hours on 2 cores; README: Performance).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/whole_run.py

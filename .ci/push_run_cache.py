@@ -14,12 +14,15 @@ any older than a day that an earlier, killed push left. The local cache is only 
 """
 
 import argparse
+import contextlib
 import errno
 import logging
 import os
 import shutil
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 STALE_TEMP_SECONDS = 24 * 3600  # a temp file this old belongs to no push still running
@@ -80,6 +83,22 @@ def remove_temp_files(folder: Path, since: float) -> int:
     return removed
 
 
+@contextlib.contextmanager
+def stderr_held() -> Iterator[None]:
+    """File descriptor 2 goes to a discarded temp file for the block: DVC prints a line per failed file (its own
+    handlers hold the stream), and the one line after the block says what matters."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def push(remote: str | None) -> int:
     from dvc.repo import Repo
 
@@ -89,12 +108,13 @@ def push(remote: str | None) -> int:
         if folder is not None:
             remove_temp_files(folder, float("inf"))  # only what a killed push left, more than a day ago
         try:
-            repo.push(run_cache=True, remote=name)
-            runs = Path(repo.stage_cache.cache_dir)
-            entries = [(path.parent.name, path.name) for path in runs.glob("*/*/*") if path.is_file()]
-            pushed = 0
-            for odb, objs in repo.stage_cache.get_used_objs(entries).items():
-                pushed += len(repo.cloud.push(objs, remote=name, odb=odb).transferred)
+            with stderr_held():
+                repo.push(run_cache=True, remote=name)
+                runs = Path(repo.stage_cache.cache_dir)
+                entries = [(path.parent.name, path.name) for path in runs.glob("*/*/*") if path.is_file()]
+                pushed = 0
+                for odb, objs in repo.stage_cache.get_used_objs(entries).items():
+                    pushed += len(repo.cloud.push(objs, remote=name, odb=odb).transferred)
         except Exception as error:  # DVC's own exception types vary by remote and version: all end here
             cause = directory_cause(folder) if folder is not None else None
             cleaned = remove_temp_files(folder, started) if folder is not None else 0

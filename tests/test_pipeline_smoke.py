@@ -119,7 +119,7 @@ def test_the_readmes_terminal_recipes_fit_120_columns(repo):
     assert len(recipes) >= 4 and any(r.startswith("dvc exp show") for r in recipes)
     wide = {**env, "COLUMNS": "1000"}  # no truncation: measure what the table needs
     for recipe in recipes:
-        command = shlex.split(recipe.replace("f64_k7_s1", VARIANT))
+        command = shlex.split(recipe.replace("f8_k5_s1", VARIANT))
         if command[:2] == ["make", "compare"]:
             command = [sys.executable, "-m", "filterlab.compare", *(a.split("=", 1)[1] for a in command[2:])]
         shown = sh(command, copy, wide).stdout
