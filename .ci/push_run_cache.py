@@ -34,8 +34,11 @@ def remote_folder(repo, name: str | None) -> tuple[str, Path | None]:
     name = name or repo.config.get("core", {}).get("remote")
     if not name or name not in remotes:
         known = ", ".join(sorted(remotes)) or "none"
-        raise LookupError(f"no remote named {name!r} (configured: {known}); add one with `dvc remote add -d team <url>`"
-                          if name else f"no default remote (configured: {known}); pass -r NAME or `dvc remote add -d`")
+        raise LookupError(
+            f"no remote named {name!r} (configured: {known}); add one with `dvc remote add -d team <url>`"
+            if name
+            else f"no default remote (configured: {known}); pass -r NAME or `dvc remote add -d`"
+        )
     url = remotes[name]["url"]
     if "://" in url and not url.startswith("file://"):
         return name, None
@@ -61,9 +64,12 @@ def directory_cause(folder: Path) -> str | None:
         handle.write_bytes(b"")
         handle.unlink()
     except OSError as error:
-        reasons = {errno.EROFS: "the remote is on a read-only file system", errno.EACCES: "the remote is read-only "
-                   "for this user (permission denied)", errno.EPERM: "the remote is read-only for this user",
-                   errno.ENOSPC: "the remote is full (no space left on the device)"}
+        reasons = {
+            errno.EROFS: "the remote is on a read-only file system",
+            errno.EACCES: "the remote is read-only for this user (permission denied)",
+            errno.EPERM: "the remote is read-only for this user",
+            errno.ENOSPC: "the remote is full (no space left on the device)",
+        }
         return reasons.get(error.errno, f"the remote cannot be written ({error.strerror})")
     return None
 
@@ -120,8 +126,11 @@ def push(remote: str | None) -> int:
             cleaned = remove_temp_files(folder, started) if folder is not None else 0
             detail = cause or " ".join(str(error).split()) or type(error).__name__
             tail = f"; {cleaned} partial temp files removed" if cleaned else ""
-            print(f"error: make push to remote '{name}' ({folder or 'remote URL'}) failed: {detail}{tail}. "
-                  "The local cache is untouched; fix the remote and run `make push` again.", file=sys.stderr)
+            print(
+                f"error: make push to remote '{name}' ({folder or 'remote URL'}) failed: {detail}{tail}. "
+                "The local cache is untouched; fix the remote and run `make push` again.",
+                file=sys.stderr,
+            )
             return 1
     print(f"run-cache: {len(entries)} entries, {pushed} more objects pushed")
     return 0

@@ -64,11 +64,15 @@ def run(images: np.ndarray, kernels: list, repeats: int = 5) -> dict:
         seconds["reference"].append(_reference(images, kernels, None)[0])
     pairs = len(images) * len(kernels)
     result = {
-        "images": len(images), "kernels": len(kernels), "kernel_names": [kernel.name for kernel in kernels],
-        "padded_side": convolution.common_size(kernels), "max_abs_difference": worst,
+        "images": len(images),
+        "kernels": len(kernels),
+        "kernel_names": [kernel.name for kernel in kernels],
+        "padded_side": convolution.common_size(kernels),
+        "max_abs_difference": worst,
         "reference_seconds": measure.summary(seconds["reference"]),
         "reference_us_per_image_kernel": 1e6 * measure.summary(seconds["reference"])["median"] / pairs,
-        "target": ">= 20x", "engines": {},
+        "target": ">= 20x",
+        "engines": {},
     }
     for name in ENGINES:
         # Each repetition ran every path back to back, so per-repetition ratios share the load.

@@ -37,9 +37,15 @@ def child(mode: str, epochs: int) -> None:
     seed, prepare = load_seed(params), load_section(params, "prepare", PrepareParams)
     train = load_section(params, "train", TrainParams)
     train = type(train)(**{**vars(train), "epochs": epochs})
-    data = dataset.split_and_scale(bundled.load(), None, val_fraction=prepare.val_fraction,
-                                   test_fraction=prepare.bundled_test_fraction, seed=seed, source="bundled",
-                                   raw_sha256="")
+    data = dataset.split_and_scale(
+        bundled.load(),
+        None,
+        val_fraction=prepare.val_fraction,
+        test_fraction=prepare.bundled_test_fraction,
+        seed=seed,
+        source="bundled",
+        raw_sha256="",
+    )
     result = fit.train_variant(data, VariantSpec(*VARIANT), train, seed)
     print(json.dumps({"images_per_second": epochs * len(data.x_train) / result.seconds}))
 
@@ -49,8 +55,13 @@ def one_fit(mode: str, epochs: int) -> float:
 
     env = {key: value for key, value in os.environ.items() if key not in numerics.PINNED_ENV}
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    done = subprocess.run([sys.executable, __file__, "--child", mode, "--epochs", str(epochs)], env=env,
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", mode, "--epochs", str(epochs)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])["images_per_second"]
 
 
@@ -62,7 +73,8 @@ def compare(repeats: int, epochs: int) -> dict:
             speeds[mode].append(one_fit(mode, epochs))
     ratios = [pinned / native for pinned, native in zip(speeds["avx2"], speeds["native"], strict=True)]
     return {
-        "variant": "f{}_k{}_s{}".format(*VARIANT), "epochs": epochs,
+        "variant": "f{}_k{}_s{}".format(*VARIANT),
+        "epochs": epochs,
         "images_per_second": {mode: measure.summary(values) for mode, values in speeds.items()},
         "ratio_avx2_to_native": measure.summary(ratios),
         "target": "the pin costs little on an AVX-512 machine (AVX2 kernels are oneDNN's mainstream path)",
@@ -82,9 +94,11 @@ def main() -> None:
     entry = compare(args.repeats, args.epochs)
     measure.merge_into(args.out, {"numerics_pin": entry})
     ratio = entry["ratio_avx2_to_native"]
-    print(f"numerics pin: avx2 / native throughput {ratio['median']:.3f} ({ratio['min']:.3f}-{ratio['max']:.3f}), "
-          f"{entry['images_per_second']['avx2']['median']:.0f} vs {entry['images_per_second']['native']['median']:.0f} "
-          "images/s")
+    print(
+        f"numerics pin: avx2 / native throughput {ratio['median']:.3f} ({ratio['min']:.3f}-{ratio['max']:.3f}), "
+        f"{entry['images_per_second']['avx2']['median']:.0f} vs {entry['images_per_second']['native']['median']:.0f} "
+        "images/s"
+    )
 
 
 if __name__ == "__main__":

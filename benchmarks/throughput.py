@@ -24,14 +24,22 @@ def bare_fit(data: Prepared, variant: fit.VariantSpec, params: TrainParams, seed
     keras.backend.clear_session()
     determinism.configure(seed, params.threads)
     model = models.build_model(
-        variant.filters, variant.kernel_size, variant.stride,
-        block2_filters=params.block2_filters, dropout=params.dropout,
+        variant.filters,
+        variant.kernel_size,
+        variant.stride,
+        block2_filters=params.block2_filters,
+        dropout=params.dropout,
     )
     models.compile_model(model, params.learning_rate)
     started = time.perf_counter()
     model.fit(
-        data.x_train, data.y_train, batch_size=params.batch_size, epochs=params.epochs,
-        validation_data=(data.x_val, data.y_val), shuffle=True, verbose=0,
+        data.x_train,
+        data.y_train,
+        batch_size=params.batch_size,
+        epochs=params.epochs,
+        validation_data=(data.x_val, data.y_val),
+        shuffle=True,
+        verbose=0,
     )
     return time.perf_counter() - started
 
@@ -73,14 +81,21 @@ def compare(data: Prepared, variant: fit.VariantSpec, params: TrainParams, seed:
     shares = [track / fit for track, fit in zip(tracked, ours, strict=True)]
     return {
         "training_throughput": {
-            "variant": variant.name, "epochs": params.epochs, "batch_size": params.batch_size,
+            "variant": variant.name,
+            "epochs": params.epochs,
+            "batch_size": params.batch_size,
             "train_images": len(data.x_train),
-            "bare_images_per_second": summary(bare_ips), "ours_images_per_second": summary(our_ips),
-            "ratio_ours_to_bare": summary(ratios), "target": ">= 0.95",
+            "bare_images_per_second": summary(bare_ips),
+            "ours_images_per_second": summary(our_ips),
+            "ratio_ours_to_bare": summary(ratios),
+            "target": ">= 0.95",
         },
         "mlflow_logging": {
-            "variant": variant.name, "tracking_seconds": summary(tracked), "fit_seconds": summary(ours),
-            "share_of_fit": summary(shares), "target": "<= 0.02",
+            "variant": variant.name,
+            "tracking_seconds": summary(tracked),
+            "fit_seconds": summary(ours),
+            "share_of_fit": summary(shares),
+            "target": "<= 0.02",
         },
         "bare_fit_seconds": summary(bare),
     }

@@ -65,8 +65,9 @@ def _tree_rss(process) -> int:
     return total
 
 
-def timed_repro(command: list[str], copy: Path, env: dict, log=None) -> tuple[float, dict[str, float],
-                                                                               dict[str, int], str]:
+def timed_repro(
+    command: list[str], copy: Path, env: dict, log=None
+) -> tuple[float, dict[str, float], dict[str, int], str]:
     """Wall seconds of `command` (`dvc repro`), seconds and peak tree RSS per stage it announced, its output.
 
     `log`, a text file, receives the output as it comes (a long run can be followed with `tail -f`).
@@ -78,8 +79,9 @@ def timed_repro(command: list[str], copy: Path, env: dict, log=None) -> tuple[fl
     peaks: dict[str, int] = defaultdict(int)
     lines = []
     done = threading.Event()
-    with subprocess.Popen(command, cwd=copy, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True) as process:
+    with subprocess.Popen(
+        command, cwd=copy, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as process:
         tree = psutil.Process(process.pid)
 
         def sample() -> None:
@@ -118,7 +120,8 @@ def logged_fit_seconds(database: Path) -> dict[str, float]:
             "SELECT e.name, SUM(m.value) FROM latest_metrics m JOIN runs r ON m.run_uuid = r.run_uuid "
             "JOIN experiments e ON r.experiment_id = e.experiment_id "
             "WHERE m.key IN ('fit_seconds', 'replicates_fit_seconds') AND r.lifecycle_stage = 'active' "
-            "GROUP BY e.name").fetchall()
+            "GROUP BY e.name"
+        ).fetchall()
     return {name: total for name, total in rows}
 
 
@@ -139,8 +142,9 @@ def fit_seconds(copy: Path, database: Path) -> dict[str, float]:
 
 def commit(repo: Path, revision: str) -> str:
     """The full commit id `revision` names; CalledProcessError when it names none."""
-    return subprocess.run(["git", "rev-parse", "--verify", f"{revision}^{{commit}}"], cwd=repo, capture_output=True,
-                          text=True, check=True).stdout.strip()
+    return subprocess.run(
+        ["git", "rev-parse", "--verify", f"{revision}^{{commit}}"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def copy_revision(repo: Path, revision: str, into: Path) -> Path:
@@ -149,8 +153,11 @@ def copy_revision(repo: Path, revision: str, into: Path) -> Path:
     target.mkdir(parents=True)
     archive = subprocess.run(["git", "archive", "--format=tar", revision], cwd=repo, capture_output=True, check=True)
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
-    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=bench", "-c", "user.email=bench@localhost",
-                                                 "commit", "-qm", f"benchmark copy of {revision}"]):
+    for args in (
+        ["init", "-q"],
+        ["add", "-A"],
+        ["-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-qm", f"benchmark copy of {revision}"],
+    ):
         subprocess.run(["git", *args], cwd=target, check=True, capture_output=True)
     return target
 
@@ -162,11 +169,13 @@ def _folder_bytes(path: Path) -> int:
 def sizes(copy: Path, workdir: Path) -> dict[str, int]:
     """Bytes on disk of what the run leaves: DVC cache, MLflow store and artifacts, the report."""
     report = [copy / "reports" / "index.html", copy / "reports" / "summary.md"]
-    return {"dvc_cache": _folder_bytes(copy / ".dvc" / "cache"),
-            "mlflow_db": (workdir / "mlflow.db").stat().st_size if (workdir / "mlflow.db").is_file() else 0,
-            "mlflow_artifacts": _folder_bytes(workdir / "mlartifacts"),
-            "report_page_and_summary": sum(p.stat().st_size for p in report if p.is_file()),
-            "report_figures": _folder_bytes(copy / "reports" / "figures")}
+    return {
+        "dvc_cache": _folder_bytes(copy / ".dvc" / "cache"),
+        "mlflow_db": (workdir / "mlflow.db").stat().st_size if (workdir / "mlflow.db").is_file() else 0,
+        "mlflow_artifacts": _folder_bytes(workdir / "mlartifacts"),
+        "report_page_and_summary": sum(p.stat().st_size for p in report if p.is_file()),
+        "report_figures": _folder_bytes(copy / "reports" / "figures"),
+    }
 
 
 def measure(repo: Path, repeats: int, revision: str | None = None, keep: Path | None = None) -> dict:
@@ -202,32 +211,43 @@ def measure(repo: Path, repeats: int, revision: str | None = None, keep: Path | 
         "fit_seconds": {key: round(value, 1) for key, value in fits.items()} | {"total": round(fit_total, 1)},
         "overhead_seconds": round(wall - fit_total, 1),
         "overhead_share": round((wall - fit_total) / wall, 3),
-        "seconds_per_stage_kind": {name: {"stages": len(values), "total": round(sum(values), 1),
-                                          "mean": round(sum(values) / len(values), 2)}
-                                   for name, values in per_kind.items()},
+        "seconds_per_stage_kind": {
+            name: {"stages": len(values), "total": round(sum(values), 1), "mean": round(sum(values) / len(values), 2)}
+            for name, values in per_kind.items()
+        },
         "stage_seconds": {name: round(seconds, 2) for name, seconds in stages.items()},
         "peak_rss_mb_per_stage_kind": {name: round(peak / 2**20) for name, peak in peak_per_kind.items()},
         "peak_rss_mb_per_stage": {name: round(peaks.get(name, 0) / 2**20) for name in stages},
         "bytes_on_disk": on_disk,
         "noop_repro_seconds": noop.get("seconds", noop),  # or why it was skipped
-        "targets": {"overhead_share": "<= 0.30 offline, <= 0.10 on full MNIST", "wall_seconds": "<= 360 offline",
-                    "noop_repro_seconds": "median <= 2"},
+        "targets": {
+            "overhead_share": "<= 0.30 offline, <= 0.10 on full MNIST",
+            "wall_seconds": "<= 360 offline",
+            "noop_repro_seconds": "median <= 2",
+        },
     }
 
 
 def compared(now: dict, before: dict) -> dict:
     """Ratios of the two runs (this one over the older one): below 1 is faster. The overhead here counts the
     probes' training as overhead in both, since a commit from before `train_seconds` in probes.json has no figure."""
+
     def overhead(entry: dict) -> float:
         return entry["wall_seconds"] - entry["fit_seconds"]["train"] - entry["fit_seconds"]["baselines"]
 
-    return {"against": before["revision"],
-            "wall_ratio": round(now["wall_seconds"] / before["wall_seconds"], 3),
-            "overhead_ratio": round(overhead(now) / overhead(before), 3),
-            "fit_ratio": round((now["fit_seconds"]["train"] + now["fit_seconds"]["baselines"])
-                               / (before["fit_seconds"]["train"] + before["fit_seconds"]["baselines"]), 3),
-            "noop_median_ratio": round(now["noop_repro_seconds"]["median"] / before["noop_repro_seconds"]["median"], 3)
-            if "median" in now["noop_repro_seconds"] and "median" in before["noop_repro_seconds"] else None}
+    return {
+        "against": before["revision"],
+        "wall_ratio": round(now["wall_seconds"] / before["wall_seconds"], 3),
+        "overhead_ratio": round(overhead(now) / overhead(before), 3),
+        "fit_ratio": round(
+            (now["fit_seconds"]["train"] + now["fit_seconds"]["baselines"])
+            / (before["fit_seconds"]["train"] + before["fit_seconds"]["baselines"]),
+            3,
+        ),
+        "noop_median_ratio": round(now["noop_repro_seconds"]["median"] / before["noop_repro_seconds"]["median"], 3)
+        if "median" in now["noop_repro_seconds"] and "median" in before["noop_repro_seconds"]
+        else None,
+    }
 
 
 def main() -> None:
@@ -235,8 +255,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "benchmarks.json")
     parser.add_argument("--repeats", type=int, default=5, help="no-op `dvc repro` repetitions after a warm-up")
     parser.add_argument("--against", metavar="REVISION", help="also measure this commit, right after, for ratios")
-    parser.add_argument("--keep", type=Path, metavar="DIR", help="run in DIR (new) and keep it: the copy's "
-                        "dvc.lock, results, DVC cache, mlflow.db and repro.log stay there")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        metavar="DIR",
+        help="run in DIR (new) and keep it: the copy's "
+        "dvc.lock, results, DVC cache, mlflow.db and repro.log stay there",
+    )
     args = parser.parse_args()
     against = commit(REPO, args.against) if args.against else None  # a typo fails now, not after the first run
     if args.keep is not None and args.keep.exists():
@@ -250,11 +275,13 @@ def main() -> None:
     merge_into(args.out, {"pipeline": result} | extra, drop=("pipeline_before", "pipeline_change"))
     for label, entry in [("now", result), *([("before", extra["pipeline_before"])] if extra else [])]:
         kinds = ", ".join(f"{name} {k['mean']:.1f} s" for name, k in entry["seconds_per_stage_kind"].items())
-        print(f"[{label}: {entry['revision']}] from-scratch dvc repro: {entry['wall_seconds']:.0f} s for "
-              f"{entry['fit_seconds']['total']:.0f} s of fits ({100 * entry['overhead_share']:.0f}% overhead; "
-              f"target <= 30%)\nper stage: {kinds}\n"
-              f"no-op dvc repro: median {entry['noop_repro_seconds'].get('median', float('nan')):.2f} s "
-              "(target <= 2 s)")
+        print(
+            f"[{label}: {entry['revision']}] from-scratch dvc repro: {entry['wall_seconds']:.0f} s for "
+            f"{entry['fit_seconds']['total']:.0f} s of fits ({100 * entry['overhead_share']:.0f}% overhead; "
+            f"target <= 30%)\nper stage: {kinds}\n"
+            f"no-op dvc repro: median {entry['noop_repro_seconds'].get('median', float('nan')):.2f} s "
+            "(target <= 2 s)"
+        )
     if extra:
         print(f"ratios now/before: {extra['pipeline_change']}")
 

@@ -49,8 +49,9 @@ def fit_all(args: argparse.Namespace) -> None:
 
     data = load_prepared(args.data)
     digits, labels = first_of_each_class(data.x_test, data.y_test)
-    atomic.save_figure(args.figures / "feature_maps.png", feature_maps_figure(selected, digits, labels, style.colormap),
-                       dpi=style.dpi)
+    atomic.save_figure(
+        args.figures / "feature_maps.png", feature_maps_figure(selected, digits, labels, style.colormap), dpi=style.dpi
+    )
 
     determinism.configure(seed, train.threads)
     tags = {"data.source": data.source, "data.sha256": data.raw_sha256}
@@ -58,29 +59,45 @@ def fit_all(args: argparse.Namespace) -> None:
     results = {}
     for index, baseline in enumerate(plan, start=1):
         run_params = {
-            "kind": baseline.kind, "kernels": ",".join(baseline.kernel_names) or baseline.kind,
-            "n_kernels": baseline.n_kernels, "kernel_size": baseline.kernel_size, "epochs": train.epochs,
-            "batch_size": train.batch_size, "learning_rate": train.learning_rate, "seed": seed,
+            "kind": baseline.kind,
+            "kernels": ",".join(baseline.kernel_names) or baseline.kind,
+            "n_kernels": baseline.n_kernels,
+            "kernel_size": baseline.kernel_size,
+            "epochs": train.epochs,
+            "batch_size": train.batch_size,
+            "learning_rate": train.learning_rate,
+            "seed": seed,
             **({"random_std": section.random_std} if baseline.kind == "random" else {}),
         }
         with tracking.start_run("baselines", baseline.name, params=run_params, tags=tags) as run:
+
             def on_epoch(row: dict, run=run) -> None:
                 run.log_metrics({key: row[key] for key in fit.LOGGED}, step=row["epoch"])
 
             result = baselines.fit_baseline(data, baseline, train, seed, on_epoch=on_epoch)
             low, high = stats.wilson(int((result.predictions == data.y_test).sum()), len(data.y_test))
-            run.log_metrics({"test_accuracy": result.test_accuracy, "test_loss": result.test_loss,
-                             "test_accuracy_ci95_low": low, "test_accuracy_ci95_high": high,
-                             "fit_seconds": result.seconds})
+            run.log_metrics(
+                {
+                    "test_accuracy": result.test_accuracy,
+                    "test_loss": result.test_loss,
+                    "test_accuracy_ci95_low": low,
+                    "test_accuracy_ci95_high": high,
+                    "fit_seconds": result.seconds,
+                }
+            )
             if baseline.written is not None:
                 names = baseline.kernel_names or [f"random {i}" for i in range(baseline.n_kernels)]
                 run.log_figure(kernels_figure(baseline.written, names, baseline.name, style.colormap), "kernels.png")
         atomic.write_json(args.metrics / baselines.file_name(baseline), fit.headline_metrics(result, low, high))
         results[baseline.name] = baselines.describe(baseline) | fit.details(result, data.y_test, train.epochs)
-        print(f"[{index}/{len(plan)}] {baseline.name}: test_accuracy {result.test_accuracy:.4f} "
-              f"in {result.seconds:.1f} s", flush=True)
-    atomic.write_json(args.details, {"data_source": data.source, "data_sha256": data.raw_sha256, "seed": seed,
-                                     "baselines": results})
+        print(
+            f"[{index}/{len(plan)}] {baseline.name}: test_accuracy {result.test_accuracy:.4f} "
+            f"in {result.seconds:.1f} s",
+            flush=True,
+        )
+    atomic.write_json(
+        args.details, {"data_source": data.source, "data_sha256": data.raw_sha256, "seed": seed, "baselines": results}
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

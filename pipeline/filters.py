@@ -8,7 +8,7 @@ feature_maps.png and learned_vs_classic.png under --figures, the three similarit
 (init, learned, chance) to --metrics, and every filter's nearest classic kernel and the filters.npz
 digest to --details. It never imports MLflow either: the log_figures stage adds every
 variant's figures to its MLflow run in one process (MLflow's import and store check cost
-about 3 s a process, more than most variants' figures).
+more than most variants' figures).
 """
 
 import argparse
@@ -21,7 +21,7 @@ from filterlab.core import stage
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for flag in ("--params", "--data", "--filters", "--run", "--figures", "--metrics", "--details"):
+    for flag in ("--params", "--data", "--filters-npz", "--run", "--figures", "--metrics", "--details"):
         parser.add_argument(flag, required=True, type=Path)
     return parser.parse_args(argv)
 
@@ -38,7 +38,7 @@ def draw(args: argparse.Namespace) -> None:
     from filterlab.kernels.bank import KERNELS
     from filterlab.training import artifacts
 
-    arrays, run = artifacts.read_filters(args.filters, args.run)
+    arrays, run = artifacts.read_filters(args.filters_npz, args.run)
     kernels, epochs, variant = arrays["kernels"], arrays["epochs"], run["variant"]
     test = load_prepared(args.data)
     digits, classes = first_of_each_class(test.x_test, test.y_test)
@@ -58,12 +58,18 @@ def draw(args: argparse.Namespace) -> None:
         pairs = classic.learned_vs_classic(kernels[-1], report, KERNELS, style.colormap, variant)
         atomic.save_figure(args.figures / "learned_vs_classic.png", pairs, dpi=style.dpi)
     atomic.write_json(args.metrics, similarity.headline(report))
-    atomic.write_json(args.details, {key: run[key] for key in artifacts.RUN_KEYS}
-                      | {"filters_sha256": artifacts.file_sha256(args.filters)} | report)
+    atomic.write_json(
+        args.details,
+        {key: run[key] for key in artifacts.RUN_KEYS}
+        | {"filters_sha256": artifacts.file_sha256(args.filters_npz)}
+        | report,
+    )
     if report["comparable"]:
         found = sorted({entry["learned"]["kernel"] for entry in report["per_filter"]} - {None})
-        summary = (f"nearest kernels {', '.join(found)}; similarity {report['similarity']['init']['mean']:.3f} at init "
-                   f"-> {report['similarity']['learned']['mean']:.3f} learned (chance {report['chance']['mean']:.3f})")
+        summary = (
+            f"nearest kernels {', '.join(found)}; similarity {report['similarity']['init']['mean']:.3f} at init "
+            f"-> {report['similarity']['learned']['mean']:.3f} learned (chance {report['chance']['mean']:.3f})"
+        )
     else:
         summary = "no bank kernel of this size"
     print(f"{variant}: {summary}", flush=True)

@@ -54,8 +54,9 @@ def log_variant(variant: VariantSpec, figures: Path, details_path: Path) -> tupl
             raise DataError(f"{needed}: not found; run `dvc repro {stage_name}` first")
     details = json.loads(details_path.read_text(encoding="utf-8"))
     if "filters_sha256" not in details:
-        raise DataError(f"{details_path}: no filters_sha256 (an older filters stage wrote it); "
-                        f"run `dvc repro -f {stage_name}`")
+        raise DataError(
+            f"{details_path}: no filters_sha256 (an older filters stage wrote it); run `dvc repro -f {stage_name}`"
+        )
     digests = {"filters_sha256": details["filters_sha256"], "figures_sha256": content_sha256(figures, details_path)}
     run = tracking.finished_run("train", {tracking.FILTERS_TAG: digests["filters_sha256"]})
     if run is None:
@@ -67,8 +68,9 @@ def log_variant(variant: VariantSpec, figures: Path, details_path: Path) -> tupl
     for epoch, frame in enumerate(frames):
         run.log_image(frame, key="conv1_filters", step=epoch)
         # The slider's thumbnails are 256 pixels: the first 16 filters alone stay readable there.
-        run.log_image(animation.first_tiles(frame, variant.kernel_size, variant.filters), key="conv1_filters_0-15",
-                      step=epoch)
+        run.log_image(
+            animation.first_tiles(frame, variant.kernel_size, variant.filters), key="conv1_filters_0-15", step=epoch
+        )
     run.log_artifacts(figures, artifact_path="filters")
     run.log_artifact(details_path, artifact_path="filters")
     if details["comparable"]:
@@ -84,8 +86,9 @@ def log_all(args: argparse.Namespace) -> None:
 
     manifest = {}
     for variant in grid.variants():
-        manifest[variant.name], outcome = log_variant(variant, args.figures / variant.name,
-                                                      args.details / f"{variant.name}.json")
+        manifest[variant.name], outcome = log_variant(
+            variant, args.figures / variant.name, args.details / f"{variant.name}.json"
+        )
         print(f"{variant.name}: {outcome}", flush=True)
     atomic.write_json(args.out, manifest)
 

@@ -31,7 +31,8 @@ def prepare(args: argparse.Namespace) -> None:
     has_t10k = manifest["test_split"] == "t10k"
     # What the report and MLflow tags show: the kind, and for a copy the user chose, where it came from.
     source = {"remote": "remote", "bundled": "bundled", "pypi": manifest["url"]}.get(
-        manifest["source"], f"{manifest['source']}:{manifest['url']}")
+        manifest["source"], f"{manifest['source']}:{manifest['url']}"
+    )
     prepared = dataset.split_and_scale(
         idx.read_split(args.raw, "train"),
         idx.read_split(args.raw, "t10k") if has_t10k else None,

@@ -70,24 +70,42 @@ def probe(args: argparse.Namespace) -> None:
     for name, figure in figures.items():
         atomic.save_figure(args.figures / f"{name}.png", figure, dpi=style.dpi)
     peak_metrics = hand | {
-        "learned_filter": learned.learned.tolist(), "learned_bias": learned.bias, "train_accuracy": learned.accuracy,
-        "cosine_to_peak": peak.cosine(learned.learned, peak.PEAK), "kept_restart": learned.kept,
-        "restart_accuracies": learned.restart_accuracies, "restart_cosines": learned.restart_cosines,
+        "learned_filter": learned.learned.tolist(),
+        "learned_bias": learned.bias,
+        "train_accuracy": learned.accuracy,
+        "cosine_to_peak": peak.cosine(learned.learned, peak.PEAK),
+        "kept_restart": learned.kept,
+        "restart_accuracies": learned.restart_accuracies,
+        "restart_cosines": learned.restart_cosines,
     }
     recovery_metrics = {result.name: result.metrics() for result in recovered}
     recovery_metrics["max_abs_error"] = max(result.max_abs_error for result in recovered)
     metrics = {"seed": seed, "single_image": single.metrics(), "peak": peak_metrics, "recovery": recovery_metrics}
     atomic.write_json(args.details, metrics)
 
-    log("single_image", probes.single_image, seed, metrics["single_image"], args.figures / "single_image.png",
-        seconds["single_image"])
+    log(
+        "single_image",
+        probes.single_image,
+        seed,
+        metrics["single_image"],
+        args.figures / "single_image.png",
+        seconds["single_image"],
+    )
     log("peak", probes.peak, seed, peak_metrics, args.figures / "peak.png", seconds["peak"])
     flat_recovery = {f"{result.name}.max_abs_error": result.max_abs_error for result in recovered}
-    log("recovery", probes.recovery, seed, flat_recovery | {"max_abs_error": recovery_metrics["max_abs_error"]},
-        args.figures / "recovery.png", seconds["recovery"])
-    print(f"probes: single-image |r| {metrics['single_image']['abs_corr_learned_mean']:.4f}, "
-          f"peak cosine {peak_metrics['cosine_to_peak']:.4f}, "
-          f"recovery max error {recovery_metrics['max_abs_error']:.1e}")
+    log(
+        "recovery",
+        probes.recovery,
+        seed,
+        flat_recovery | {"max_abs_error": recovery_metrics["max_abs_error"]},
+        args.figures / "recovery.png",
+        seconds["recovery"],
+    )
+    print(
+        f"probes: single-image |r| {metrics['single_image']['abs_corr_learned_mean']:.4f}, "
+        f"peak cosine {peak_metrics['cosine_to_peak']:.4f}, "
+        f"recovery max error {recovery_metrics['max_abs_error']:.1e}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,8 +20,17 @@ from filterlab.core.errors import DataError
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for flag in ("--params", "--metrics", "--details", "--figures", "--histories", "--history", "--html",
-                 "--markdown", "--verdict"):
+    for flag in (
+        "--params",
+        "--metrics",
+        "--details",
+        "--figures",
+        "--histories",
+        "--history",
+        "--html",
+        "--markdown",
+        "--verdict",
+    ):
         parser.add_argument(flag, required=True, type=Path)
     return parser.parse_args(argv)
 
@@ -49,19 +58,26 @@ def render(args: argparse.Namespace) -> None:
 
     import dataclasses
 
-    from filterlab.report import content, histories, page, plots, summary, tables, verdict  # NumPy after the pin
+    from filterlab.report import collected, histories, page, plots, summary, tables, verdict  # NumPy after the pin
 
-    context = {"epochs": train.epochs, "batch size": train.batch_size, "learning rate": train.learning_rate,
-               "seed": load_seed(params), "seeds per variant": train.seeds, "numerics": load_numerics(params),
-               # No commit id: the results are committed after this runs, so it would name the commit before
-               # them and change on every re-run. Each MLflow run records its commit (mlflow.source.git.commit).
-               "experiment": os.environ.get("DVC_EXP_NAME") or "workspace (dvc repro)"}
+    context = {
+        "epochs": train.epochs,
+        "batch size": train.batch_size,
+        "learning rate": train.learning_rate,
+        "seed": load_seed(params),
+        "seeds per variant": train.seeds,
+        "numerics": load_numerics(params),
+        # No commit id: the results are committed after this runs, so it would name the commit before
+        # them and change on every re-run. Each MLflow run records its commit (mlflow.source.git.commit).
+        "experiment": os.environ.get("DVC_EXP_NAME") or "workspace (dvc repro)",
+    }
     details = read_json_tree(args.details)
-    results = content.collect(settings.title, train.grid, read_json_tree(args.metrics), details, context)
-    answer = verdict.compute(results, content.correct_answers(train.grid, details))
+    results = collected.collect(settings.title, train.grid, read_json_tree(args.metrics), details, context)
+    answer = verdict.compute(results, collected.correct_answers(train.grid, details))
     results = dataclasses.replace(results, verdict=tuple(verdict.lines(answer)))
-    available = sorted(p.relative_to(args.figures).as_posix() for p in args.figures.rglob("*")
-                       if p.suffix in (".png", ".gif"))
+    available = sorted(
+        p.relative_to(args.figures).as_posix() for p in args.figures.rglob("*") if p.suffix in (".png", ".gif")
+    )
     chosen = [path for _caption, paths in tables.figure_sections(results, available) for path in paths]
     figures = {path: (args.figures / path).read_bytes() for path in chosen}
     figure_plots = plots.all_plots(results)
@@ -71,8 +87,10 @@ def render(args: argparse.Namespace) -> None:
     atomic.write_text(args.markdown, summary.render_markdown(results, available, list(figure_plots)))
     atomic.write_json(args.verdict, answer)
     tied = sum(1 for v in results.variants[1:] if v.tied_with_best)
-    print(f"report: {len(results.variants)} variants, best {results.best.name} "
-          f"({content.pct(results.best.test_accuracy)}, {tied} tied with it); wrote {args.html} and {args.markdown}")
+    print(
+        f"report: {len(results.variants)} variants, best {results.best.name} "
+        f"({collected.pct(results.best.test_accuracy)}, {tied} tied with it); wrote {args.html} and {args.markdown}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ the per-epoch history CSV, and one MLflow run in experiment `train`.
 """
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from filterlab.config.geometry import VariantSpec
@@ -16,15 +17,16 @@ from filterlab.config.sections import TrainParams
 from filterlab.core import stage
 from filterlab.core.errors import ParamError
 
-TRAIN_KEYS = ("epochs", "batch_size", "learning_rate", "block2_filters", "dropout", "threads", "seeds")
+# The variant's flags and the VariantSpec field each one fills.
+VARIANT_FLAGS = {"--filter-count": "filters", "--kernel-size": "kernel_size", "--stride": "stride"}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", required=True)
     parser.add_argument("--data", required=True)
-    for flag in ("--filters", "--kernel-size", "--stride"):
-        parser.add_argument(flag, type=int, required=True)
+    for flag, field in VARIANT_FLAGS.items():
+        parser.add_argument(flag, dest=field, type=int, required=True)
     for flag in ("--model-dir", "--metrics", "--details", "--history"):
         parser.add_argument(flag, type=Path, required=True)
     return parser.parse_args(argv)
@@ -32,10 +34,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def check_in_grid(train: TrainParams, variant: VariantSpec) -> None:
     # dvc.yaml's matrix reads the same lists, so a mismatch means a hand-run with stale arguments.
-    for key in ("filters", "kernel_size", "stride"):
+    for flag, key in VARIANT_FLAGS.items():
         value, allowed = getattr(variant, key), getattr(train.grid, key)
         if value not in allowed:
-            raise ParamError(f"train.grid.{key}", f"{value} (from --{key.replace('_', '-')}) is not in {list(allowed)}")
+            raise ParamError(f"train.grid.{key}", f"{value} (from {flag}) is not in {list(allowed)}")
+
+
+def run_settings(section: TrainParams) -> dict[str, object]:
+    """Every train setting but the grid (the variant stands for it): the MLflow run's params."""
+    return {field.name: getattr(section, field.name) for field in dataclasses.fields(section) if field.name != "grid"}
 
 
 def train(args: argparse.Namespace) -> None:
@@ -51,22 +58,30 @@ def train(args: argparse.Namespace) -> None:
     from filterlab.core import atomic, tracking  # TensorFlow and MLflow load only once the inputs are valid
     from filterlab.training import artifacts, fit, stats
 
-    run_params = {**vars(variant), **{key: getattr(section, key) for key in TRAIN_KEYS}, "seed": seed}
+    run_params = {**vars(variant), **run_settings(section), "seed": seed}
     tags = {"data.source": data.source, "data.sha256": data.raw_sha256, "variant": variant.name}
     with tracking.start_run("train", variant.name, params=run_params, tags=tags) as run:
 
         def on_epoch(row: dict) -> None:
-            print(f"{variant.name} epoch {row['epoch']}/{section.epochs}: loss {row['loss']:.4f} accuracy "
-                  f"{row['accuracy']:.4f} val_accuracy {row['val_accuracy']:.4f} ({row['epoch_seconds']:.1f} s)",
-                  flush=True)
+            print(
+                f"{variant.name} epoch {row['epoch']}/{section.epochs}: loss {row['loss']:.4f} accuracy "
+                f"{row['accuracy']:.4f} val_accuracy {row['val_accuracy']:.4f} ({row['epoch_seconds']:.1f} s)",
+                flush=True,
+            )
             run.log_metrics({key: row[key] for key in fit.LOGGED}, step=row["epoch"])
 
         result = fit.train_variant(data, variant, section, seed, on_epoch=on_epoch)
         correct = int((result.predictions == data.y_test).sum())
         low, high = stats.wilson(correct, len(data.y_test))
-        run.log_metrics({"test_accuracy": result.test_accuracy, "test_loss": result.test_loss,
-                         "test_accuracy_ci95_low": low, "test_accuracy_ci95_high": high,
-                         "fit_seconds": result.seconds})
+        run.log_metrics(
+            {
+                "test_accuracy": result.test_accuracy,
+                "test_loss": result.test_loss,
+                "test_accuracy_ci95_low": low,
+                "test_accuracy_ci95_high": high,
+                "fit_seconds": result.seconds,
+            }
+        )
         artifacts.save_model(result.model, args.model_dir / artifacts.MODEL_FILE)
         # The final bias lets the filters stage draw conv1's feature maps without TensorFlow.
         bias = result.model.get_layer("conv1").get_weights()[1]
@@ -76,13 +91,21 @@ def train(args: argparse.Namespace) -> None:
         headline = fit.headline_metrics(result, low, high)
         if section.seeds > 1:  # replicates after the saved model, so seeds: 1 and the first seed agree exactly
             accuracies, seconds = fit.replicates(
-                data, variant, section, seed, result,
+                data,
+                variant,
+                section,
+                seed,
+                result,
                 on_start=lambda number, replicate_seed: print(
-                    f"{variant.name} [{number}/{section.seeds}] seed {replicate_seed}", flush=True))
+                    f"{variant.name} [{number}/{section.seeds}] seed {replicate_seed}", flush=True
+                ),
+            )
             spread = stats.across_seeds(accuracies)
             headline |= spread
-            run.log_metrics({f"test_{key}": spread[key] for key in ("accuracy_seed_mean", "accuracy_seed_sd")}
-                            | {"replicates_fit_seconds": seconds - result.seconds})
+            run.log_metrics(
+                {f"test_{key}": spread[key] for key in ("accuracy_seed_mean", "accuracy_seed_sd")}
+                | {"replicates_fit_seconds": seconds - result.seconds}
+            )
         atomic.write_json(args.metrics, headline)
         atomic.write_json(args.details, fit.details(result, data.y_test, section.epochs))
         atomic.write_text(args.history, fit.history_csv(result.history))

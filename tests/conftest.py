@@ -63,8 +63,14 @@ def tiny_prepared(bundled_digits):
     order = rng.permutation(labels.size)[:300]
     x, y = scale(images[order]), labels[order].astype(np.int64)
     return Prepared(
-        x_train=x[:200], y_train=y[:200], x_val=x[200:250], y_val=y[200:250], x_test=x[250:], y_test=y[250:],
-        source="bundled", raw_sha256="0" * 64,
+        x_train=x[:200],
+        y_train=y[:200],
+        x_val=x[200:250],
+        y_val=y[200:250],
+        x_test=x[250:],
+        y_test=y[250:],
+        source="bundled",
+        raw_sha256="0" * 64,
     )
 
 
@@ -170,17 +176,28 @@ def repo_copy(copy: Path, overrides: dict | None = None) -> dict:
     """A committed git copy of the project's files at `copy` (no data, models or reports), params.yaml the
     smoke preset plus `overrides`; returns the environment to run `dvc` in it (the venv first, an own
     MLflow store beside it)."""
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout.split("\0")
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
     for name in filter(None, listed):
         if (ROOT / name).is_file() and not name.startswith(("data/", "models/", "reports/")):
             (copy / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, copy / name)
     write_params(copy / "params.yaml", TINY | (overrides or {}))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "TF_CPP_MIN_LOG_LEVEL": "2", "MLFLOW_TRACKING_URI": f"sqlite:///{copy.parent / 'mlflow.db'}",
-           "GIT_AUTHOR_NAME": "smoke", "GIT_AUTHOR_EMAIL": "smoke@example.invalid", "GIT_COMMITTER_NAME": "smoke",
-           "GIT_COMMITTER_EMAIL": "smoke@example.invalid"}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{copy.parent / 'mlflow.db'}",
+        "GIT_AUTHOR_NAME": "smoke",
+        "GIT_AUTHOR_EMAIL": "smoke@example.invalid",
+        "GIT_COMMITTER_NAME": "smoke",
+        "GIT_COMMITTER_EMAIL": "smoke@example.invalid",
+    }
     for name in ("FILTERLAB_SWEEP_ID", "MNIST_MIRROR"):
         env.pop(name, None)
     for command in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-q", "-m", "copy"]):
@@ -220,24 +237,43 @@ def _predictions(accuracy: float) -> dict:
 
 
 def _headline(accuracy: float) -> dict:
-    return {"accuracy": accuracy, "ci95_low": accuracy - 0.02, "ci95_high": min(1.0, accuracy + 0.02),
-            "loss": 1 - accuracy}
+    return {
+        "accuracy": accuracy,
+        "ci95_low": accuracy - 0.02,
+        "ci95_high": min(1.0, accuracy + 0.02),
+        "loss": 1 - accuracy,
+    }
 
 
 PROBES = {
     "seed": 1,
-    "single_image": {"image_index": 3, "corr_init": [0.01, -0.02], "corr_learned": [0.99, -0.98],
-                     "abs_corr_init_mean": 0.015, "abs_corr_learned_mean": 0.985, "abs_corr_learned_min": 0.98,
-                     "digit_probability": 0.97, "predicted": 4},
-    "peak": {"positive_points": [5, 7, 9], "max_pool_point": 5, "learned_filter": [-4.6, 4.2, -4.3],
-             "cosine_to_peak": 0.9992, "train_accuracy": 0.99},
-    "recovery": {"sobel_x": {"max_abs_error": 1.2e-5, "max_abs_error_unflipped": 4.0, "within_target": True,
-                             "learned": [[0.0]]}, "max_abs_error": 1.2e-5},
+    "single_image": {
+        "image_index": 3,
+        "corr_init": [0.01, -0.02],
+        "corr_learned": [0.99, -0.98],
+        "abs_corr_init_mean": 0.015,
+        "abs_corr_learned_mean": 0.985,
+        "abs_corr_learned_min": 0.98,
+        "digit_probability": 0.97,
+        "predicted": 4,
+    },
+    "peak": {
+        "positive_points": [5, 7, 9],
+        "max_pool_point": 5,
+        "learned_filter": [-4.6, 4.2, -4.3],
+        "cosine_to_peak": 0.9992,
+        "train_accuracy": 0.99,
+    },
+    "recovery": {
+        "sobel_x": {"max_abs_error": 1.2e-5, "max_abs_error_unflipped": 4.0, "within_target": True, "learned": [[0.0]]},
+        "max_abs_error": 1.2e-5,
+    },
 }
 
 
-def make_reports(root: Path, source: str = "bundled", probes: bool = True,
-                 baselines: bool = True) -> tuple[Path, Path, Path]:
+def make_reports(
+    root: Path, source: str = "bundled", probes: bool = True, baselines: bool = True
+) -> tuple[Path, Path, Path]:
     """reports/metrics, reports/details and reports/figures as the stages write them, for GRID."""
     metrics, details, figures = root / "metrics", root / "details", root / "figures"
     counts = {split: {"total": total} for split, total in (("train", 4050), ("val", 450), ("test", TEST_DIGITS))}
@@ -245,18 +281,30 @@ def make_reports(root: Path, source: str = "bundled", probes: bool = True,
     for name, accuracy in ACCURACY.items():
         filters, kernel, _stride = (int(part[1:]) for part in name.split("_"))
         files[metrics / "train" / f"{name}.json"] = _headline(accuracy)
-        files[details / "train" / f"{name}.json"] = {"params": 1000 * filters + kernel, "epochs": 1,
-                                                     "best_val_accuracy": accuracy, **_predictions(accuracy)}
+        files[details / "train" / f"{name}.json"] = {
+            "params": 1000 * filters + kernel,
+            "epochs": 1,
+            "best_val_accuracy": accuracy,
+            **_predictions(accuracy),
+        }
         comparable = "_k3_" in name
         files[metrics / "filters" / f"{name}.json"] = (
-            {"similarity_init": 0.3, "similarity_learned": 0.6, "similarity_chance": 0.4} if comparable else {})
+            {"similarity_init": 0.3, "similarity_learned": 0.6, "similarity_chance": 0.4} if comparable else {}
+        )
         if comparable:
             files[details / "filters" / f"{name}.json"] = {
-                "variant": name, "comparable": True, "similarity": {"init": {"mean": 0.3}, "learned": {"mean": 0.6}},
-                "chance": {"mean": 0.4, "sd": 0.1, "p95": 0.55}, "shift": {"mean": 0.3, "effect_size": 2.0,
-                                                                          "above_chance_p95": 0.75},
-                "per_filter": [{"index": 0, "init": {"kernel": "emboss", "similarity": 0.3},
-                                "learned": {"kernel": "sobel_x", "similarity": 0.9}}],
+                "variant": name,
+                "comparable": True,
+                "similarity": {"init": {"mean": 0.3}, "learned": {"mean": 0.6}},
+                "chance": {"mean": 0.4, "sd": 0.1, "p95": 0.55},
+                "shift": {"mean": 0.3, "effect_size": 2.0, "above_chance_p95": 0.75},
+                "per_filter": [
+                    {
+                        "index": 0,
+                        "init": {"kernel": "emboss", "similarity": 0.3},
+                        "learned": {"kernel": "sobel_x", "similarity": 0.9},
+                    }
+                ],
             }
             _png(figures / "filters" / name / "learned_vs_classic.png", 20)
         _png(figures / "filters" / name / "init_vs_learned.png", 40)
@@ -264,11 +312,19 @@ def make_reports(root: Path, source: str = "bundled", probes: bool = True,
         _png(figures / "filters" / name / "evolution.gif", 100)  # PIL writes the format the suffix names
     files[metrics / "train" / "f64_k5_s2.json"] = _headline(0.999)  # a variant no longer in the grid
     if baselines:
-        entries = {"family:sobel": ("family", 2, 0.9), "bank": ("bank", 22, 0.93), "random": ("random", 22, 0.89),
-                   "pixels": ("pixels", 0, 0.85)}
-        files[details / "baselines.json"] = {"data_source": source, "baselines": {
-            name: {"kind": kind, "n_kernels": count, "params": 900, **_predictions(accuracy)}
-            for name, (kind, count, accuracy) in entries.items()}}
+        entries = {
+            "family:sobel": ("family", 2, 0.9),
+            "bank": ("bank", 22, 0.93),
+            "random": ("random", 22, 0.89),
+            "pixels": ("pixels", 0, 0.85),
+        }
+        files[details / "baselines.json"] = {
+            "data_source": source,
+            "baselines": {
+                name: {"kind": kind, "n_kernels": count, "params": 900, **_predictions(accuracy)}
+                for name, (kind, count, accuracy) in entries.items()
+            },
+        }
         for name, (_kind, _count, accuracy) in entries.items():
             files[metrics / "baselines" / f"{name.replace(':', '-')}.json"] = _headline(accuracy)
         _png(figures / "baselines" / "feature_maps.png", 120)
@@ -306,16 +362,26 @@ def mlflow_server(tmp_path):
     port = free_port()
     log = open(tmp_path / "server.log", "w")
     command = [
-        str(Path(sys.executable).parent / "mlflow"), "server",
-        "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-        "--artifacts-destination", str(tmp_path / "artifacts"), "--serve-artifacts",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        str(Path(sys.executable).parent / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{tmp_path / 'server.db'}",
+        "--artifacts-destination",
+        str(tmp_path / "artifacts"),
+        "--serve-artifacts",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
     ]
     # The server's background job runner (GenAI jobs) is not needed here and costs a dozen processes.
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     # Own session, so teardown can stop the server's whole process group (uvicorn workers included).
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, env=env,
-                              start_new_session=True)
+    server = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, env=env, start_new_session=True
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120

@@ -26,16 +26,26 @@ def main() -> None:
     rng = np.random.default_rng(0)
     images = rng.random((320, 28, 28, 1), dtype=np.float32)
     labels = rng.integers(0, 10, 320)
-    data = Prepared(images[:256], labels[:256], images[256:288], labels[256:288], images[288:], labels[288:],
-                    "synthetic", "0" * 64)
-    params = TrainParams(grid=GridParams((4,), (3,), (2,)), epochs=1, batch_size=32, learning_rate=0.002,
-                         block2_filters=8, dropout=0.2, threads=2, seeds=1)
+    data = Prepared(
+        images[:256], labels[:256], images[256:288], labels[256:288], images[288:], labels[288:], "synthetic", "0" * 64
+    )
+    params = TrainParams(
+        grid=GridParams((4,), (3,), (2,)),
+        epochs=1,
+        batch_size=32,
+        learning_rate=0.002,
+        block2_filters=8,
+        dropout=0.2,
+        threads=2,
+        seeds=1,
+    )
     result = fit.train_variant(data, VariantSpec(4, 3, 2), params, seed=7)
     weights = hashlib.sha256(b"".join(np.asarray(w).tobytes() for w in result.model.get_weights())).hexdigest()
     blas = hashlib.sha256((rng.random((4096, 9), dtype=np.float32) @ rng.random((9, 22), dtype=np.float32)).tobytes())
     exp = hashlib.sha256(np.exp(rng.random(4096, dtype=np.float32)).tobytes()).hexdigest()  # NumPy's own SIMD
-    print(json.dumps({"weights": weights, "blas": blas.hexdigest(), "numpy": exp, "loss": result.test_loss}),
-          flush=True)
+    print(
+        json.dumps({"weights": weights, "blas": blas.hexdigest(), "numpy": exp, "loss": result.test_loss}), flush=True
+    )
 
 
 if __name__ == "__main__":

@@ -42,10 +42,16 @@ def ran(output: str) -> list[str]:
 
 
 def repo_env(copy: Path) -> dict:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "TF_CPP_MIN_LOG_LEVEL": "2",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{copy.parent / 'mlflow.db'}", "GIT_AUTHOR_NAME": "team",
-           "GIT_AUTHOR_EMAIL": "team@example.invalid", "GIT_COMMITTER_NAME": "team",
-           "GIT_COMMITTER_EMAIL": "team@example.invalid"}
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{copy.parent / 'mlflow.db'}",
+        "GIT_AUTHOR_NAME": "team",
+        "GIT_AUTHOR_EMAIL": "team@example.invalid",
+        "GIT_COMMITTER_NAME": "team",
+        "GIT_COMMITTER_EMAIL": "team@example.invalid",
+    }
     # The CI script's inputs come from each test, never from the caller's environment (a CI job's secrets).
     for name in ("FILTERLAB_SWEEP_ID", "DVC_REMOTE_URL", "DVC_REMOTE_ENDPOINT", "DVC_REMOTE", "CI_PUSH", "GITHUB_REF"):
         env.pop(name, None)
@@ -54,8 +60,13 @@ def repo_env(copy: Path) -> dict:
 
 def committed_copy(copy: Path, overrides: dict | None = None) -> tuple[Path, dict]:
     """The project's files (no outputs) in `copy`, params shrunk to TINY plus `overrides`, committed."""
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout.split("\0")
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
     for name in filter(None, listed):
         if (ROOT / name).is_file() and not name.startswith(("data/", "models/", "reports/")) and name != "dvc.lock":
             (copy / name).parent.mkdir(parents=True, exist_ok=True)
@@ -95,8 +106,9 @@ def _wait(url: str, process: subprocess.Popen, log: Path, what: str, seconds: fl
 def _serve(command: list[str], url: str, log: Path, what: str, env: dict | None = None):
     with open(log, "w") as out:
         # Own session, so teardown stops the whole process group (workers included).
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env or os.environ,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=env or os.environ, start_new_session=True
+        )
     _wait(url, process, log, what)
     return process
 
@@ -125,17 +137,44 @@ def postgres_cluster() -> Iterator[str]:
         shutil.chown(base, "postgres", "postgres")
     port, data = free_port(), base / "data"
     try:
-        subprocess.run([*as_pg, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-                        "-E", "UTF8"], check=True, capture_output=True, timeout=120)
-        subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w", "-t", "60",
-                        "-o", f"-c listen_addresses=127.0.0.1 -p {port} -k {base}", "start"],
-                       check=True, capture_output=True, timeout=120)
-        subprocess.run([*as_pg, str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
-                        "mlflow"], check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            [*as_pg, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        subprocess.run(
+            [
+                *as_pg,
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(base / "log"),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                f"-c listen_addresses=127.0.0.1 -p {port} -k {base}",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        subprocess.run(
+            [*as_pg, str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "mlflow"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         yield f"postgresql://postgres@127.0.0.1:{port}/mlflow"
     finally:
-        subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-                       capture_output=True, timeout=120)
+        subprocess.run(
+            [*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+            capture_output=True,
+            timeout=120,
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -147,9 +186,21 @@ def mlflow_server_on(backend: str, folder: Path) -> Iterator[str]:
     except ImportError as error:
         raise Missing("the PostgreSQL driver is in the team extra: make test-team") from error
     port = free_port()
-    command = [str(BIN / "mlflow"), "server", "--backend-store-uri", backend,
-               "--artifacts-destination", str(folder / "artifacts"), "--serve-artifacts",
-               "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
+    command = [
+        str(BIN / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        backend,
+        "--artifacts-destination",
+        str(folder / "artifacts"),
+        "--serve-artifacts",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "2",
+    ]
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     server = _serve(command, f"http://127.0.0.1:{port}/health", folder / "server.log", "mlflow server", env)
     try:
@@ -193,13 +244,22 @@ def s3_server(tmp_path):
     boto3 = pytest.importorskip("boto3", reason="boto3 comes with the team extra: make test-team")
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    server = _serve([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], endpoint,
-                    tmp_path / "moto.log", "moto_server")
-    credentials = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                   "AWS_DEFAULT_REGION": "us-east-1"}
+    server = _serve(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], endpoint, tmp_path / "moto.log", "moto_server"
+    )
+    credentials = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     try:
-        client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing",
-                              aws_secret_access_key="testing", region_name="us-east-1")
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        )
         client.create_bucket(Bucket="filterlab")
         yield endpoint, credentials
     finally:

@@ -84,10 +84,14 @@ def test_oriented_detectors_prefer_their_orientation():
     falling = np.eye(15)  # top-left to bottom-right
     rising = falling[::-1]
     for name, preferred, other in (
-        ("gabor_0", vertical, horizontal), ("gabor_90", horizontal, vertical),
-        ("gabor_45", falling, rising), ("gabor_135", rising, falling),
-        ("line_vertical", vertical, horizontal), ("line_horizontal", horizontal, vertical),
-        ("peak_1x3", vertical, horizontal), ("peak_3x1", horizontal, vertical),
+        ("gabor_0", vertical, horizontal),
+        ("gabor_90", horizontal, vertical),
+        ("gabor_45", falling, rising),
+        ("gabor_135", rising, falling),
+        ("line_vertical", vertical, horizontal),
+        ("line_horizontal", horizontal, vertical),
+        ("peak_1x3", vertical, horizontal),
+        ("peak_3x1", horizontal, vertical),
     ):
         assert _peak_response(name, preferred) > _peak_response(name, other) + 0.1, name
 

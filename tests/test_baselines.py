@@ -22,8 +22,9 @@ STAGE_KERNELS = ["sobel_x", "sobel_y"]  # one family: four fits cover all four k
 @pytest.fixture
 def train_params():
     grid = GridParams(filters=(8,), kernel_size=(3,), stride=(1,))
-    return TrainParams(grid=grid, epochs=1, batch_size=50, learning_rate=0.01, block2_filters=4, dropout=0.2,
-                       threads=2, seeds=1)
+    return TrainParams(
+        grid=grid, epochs=1, batch_size=50, learning_rate=0.01, block2_filters=4, dropout=0.2, threads=2, seeds=1
+    )
 
 
 def test_plan_has_every_kind_with_padded_sizes():
@@ -66,14 +67,28 @@ def test_frozen_first_layer_stays_frozen_while_the_rest_trains(tiny_prepared, tr
     assert one.history[0]["loss"] == two.history[0]["loss"]  # reseeded: reproducible whatever ran before
 
 
-STAGE_PARAMS = {"baselines.kernels": STAGE_KERNELS, "train.epochs": 1, "train.batch_size": 50,
-                "train.block2_filters": 4}
+STAGE_PARAMS = {
+    "baselines.kernels": STAGE_KERNELS,
+    "train.epochs": 1,
+    "train.batch_size": 50,
+    "train.block2_filters": 4,
+}
 
 
 def _args(tmp_path, params, data):
     figures, metrics = tmp_path / "figures", tmp_path / "metrics" / "baselines"
-    argv = ["--params", str(params), "--data", str(data), "--figures", str(figures), "--metrics", str(metrics),
-            "--details", str(tmp_path / "details" / "baselines.json")]
+    argv = [
+        "--params",
+        str(params),
+        "--data",
+        str(data),
+        "--figures",
+        str(figures),
+        "--metrics",
+        str(metrics),
+        "--details",
+        str(tmp_path / "details" / "baselines.json"),
+    ]
     return argv, figures, metrics
 
 

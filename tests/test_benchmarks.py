@@ -37,8 +37,16 @@ def test_throughput_benchmark_times_both_arms_of_the_same_model(tiny_prepared, m
     from filterlab.config.geometry import VariantSpec
     from filterlab.config.sections import GridParams, TrainParams
 
-    params = TrainParams(grid=GridParams((4,), (3,), (2,)), epochs=1, batch_size=64, learning_rate=0.01,
-                         block2_filters=4, dropout=0.1, threads=0, seeds=1)
+    params = TrainParams(
+        grid=GridParams((4,), (3,), (2,)),
+        epochs=1,
+        batch_size=64,
+        learning_rate=0.01,
+        block2_filters=4,
+        dropout=0.1,
+        threads=0,
+        seeds=1,
+    )
     result = throughput.compare(tiny_prepared, VariantSpec(4, 3, 2), params, seed=1, repeats=1)
     assert result["training_throughput"]["train_images"] == len(tiny_prepared.x_train)
     assert result["training_throughput"]["ratio_ours_to_bare"]["n"] == 1
@@ -49,9 +57,11 @@ def test_pipeline_benchmark_charges_each_stage_until_the_next_one_starts(tmp_pat
     import whole_run as bench
 
     # The download "stage" holds 50 MB for a second: the sampler (every 0.2 s) must see it.
-    script = ("import time\nprint(\"Running stage 'download':\", flush=True)\nheld = bytearray(50 * 2**20)\n"
-              "time.sleep(1.0)\ndel held\nprint('some output', flush=True)\n"
-              "print(\"Running stage 'train@8-3-1':\", flush=True)\n")
+    script = (
+        "import time\nprint(\"Running stage 'download':\", flush=True)\nheld = bytearray(50 * 2**20)\n"
+        "time.sleep(1.0)\ndel held\nprint('some output', flush=True)\n"
+        "print(\"Running stage 'train@8-3-1':\", flush=True)\n"
+    )
     wall, stages, peaks, output = bench.timed_repro([sys.executable, "-c", script], tmp_path, {})
     assert list(stages) == ["download", "train@8-3-1"] and "some output" in output
     assert stages["download"] >= 1.0 and sum(stages.values()) <= wall
@@ -65,8 +75,12 @@ def test_pipeline_comparison_counts_the_probes_as_overhead_in_both_runs():
     import whole_run as bench
 
     def run(wall, train, baselines, probes, noop):
-        return {"revision": "x", "wall_seconds": wall, "noop_repro_seconds": {"median": noop},
-                "fit_seconds": {"train": train, "baselines": baselines, "probes": probes}}
+        return {
+            "revision": "x",
+            "wall_seconds": wall,
+            "noop_repro_seconds": {"median": noop},
+            "fit_seconds": {"train": train, "baselines": baselines, "probes": probes},
+        }
 
     # An older commit records no probe seconds (0): the overhead ratio leaves the probes in both overheads.
     ratios = bench.compared(run(500, 200, 100, 20, 2.5), run(800, 200, 100, 0, 3.5))
@@ -119,8 +133,11 @@ def test_fit_seconds_come_from_the_mlflow_store_summed_per_experiment(tmp_path):
 
     database = tmp_path / "mlflow.db"
     client = MlflowClient(f"sqlite:///{database}")
-    logged = {"train": [{"fit_seconds": 2.0}, {"fit_seconds": 3.0, "replicates_fit_seconds": 5.5}],
-              "baselines": [{"fit_seconds": 7.0}], "probes": [{"fit_seconds": 0.5}]}
+    logged = {
+        "train": [{"fit_seconds": 2.0}, {"fit_seconds": 3.0, "replicates_fit_seconds": 5.5}],
+        "baselines": [{"fit_seconds": 7.0}],
+        "probes": [{"fit_seconds": 0.5}],
+    }
     for experiment, runs in logged.items():
         experiment_id = client.create_experiment(experiment, artifact_location=(tmp_path / "a").as_uri())
         for metrics in runs:

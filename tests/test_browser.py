@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from conftest import GRID, api, loaded_metrics, make_reports
-from filterlab.report import content, page, plots, tables
+from filterlab.report import collected, page, plots, tables
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
@@ -30,13 +30,24 @@ pytestmark = [
 ]
 
 
-def chromium(tmp_path: Path, url: str, *extra: str, budget_ms: int = 5000, width: int = 1400,
-             height: int = 1000) -> subprocess.CompletedProcess:
+def chromium(
+    tmp_path: Path, url: str, *extra: str, budget_ms: int = 5000, width: int = 1400, height: int = 1000
+) -> subprocess.CompletedProcess:
     command = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
         f"--user-data-dir={tmp_path / 'profile'}",
-        f"--window-size={width},{height}", f"--virtual-time-budget={budget_ms}", *extra, url,
+        f"--window-size={width},{height}",
+        f"--virtual-time-budget={budget_ms}",
+        *extra,
+        url,
     ]
     return subprocess.run(command, capture_output=True, text=True, timeout=180)
 
@@ -47,11 +58,12 @@ def report_page(tmp_path: Path) -> Path:
     loaded = loaded_metrics(details)
     best, runner_up = loaded["train/f8_k7_s1.json"], loaded["train/f4_k7_s1.json"]
     runner_up["predicted"] = best["predicted"][:-3] + runner_up["labels"][-3:]
-    results = content.collect("Browser check", GRID, loaded_metrics(metrics), loaded)
+    results = collected.collect("Browser check", GRID, loaded_metrics(metrics), loaded)
     available = sorted(p.relative_to(figures).as_posix() for p in figures.rglob("*.png"))
     chosen = [path for _caption, paths in tables.figure_sections(results, available) for path in paths]
-    html = page.render_html(results, plots.all_plots(results), {p: (figures / p).read_bytes() for p in chosen},
-                            available)
+    html = page.render_html(
+        results, plots.all_plots(results), {p: (figures / p).read_bytes() for p in chosen}, available
+    )
     path = tmp_path / "reports" / "index.html"
     path.write_text(html)
     return path
@@ -117,6 +129,7 @@ window.addEventListener("load", () => {
 def _sorted_as_the_page_promises(keys: list[str], direction: str) -> bool:
     """Numbers first, ascending or descending; text (names, notes, "–") after them, in the same direction.
     The numbers are checked here; the text order of the name column by the caller."""
+
     def number(key):
         try:
             value = float(key)
@@ -147,12 +160,13 @@ def test_every_header_of_every_table_sorts_its_own_table(tmp_path):
         assert click["order"] == click["direction"], click
         assert _sorted_as_the_page_promises(click["keys"], click["direction"]), click
     by_accuracy = [c["first"] for c in probe["clicks"] if c["table"] == "variants" and c["header"] == "test accuracy"]
-    assert by_accuracy == [["f8_k3_s1", "f4_k3_s1", "f4_k7_s1", "f8_k7_s1"],
-                           ["f8_k7_s1", "f4_k7_s1", "f4_k3_s1", "f8_k3_s1"]]
+    assert by_accuracy == [
+        ["f8_k3_s1", "f4_k3_s1", "f4_k7_s1", "f8_k7_s1"],
+        ["f8_k7_s1", "f4_k7_s1", "f4_k3_s1", "f8_k3_s1"],
+    ]
     # The "no bank kernel of this size" note and "–" sort after every number, in both directions.
     similarity = [c["first"] for c in probe["clicks"] if c["table"] == "variants" and c["header"] == "similarity init"]
-    assert all(order[-2:] == ["f4_k7_s1", "f8_k7_s1"] or order[-2:] == ["f8_k7_s1", "f4_k7_s1"]
-               for order in similarity)
+    assert all(order[-2:] == ["f4_k7_s1", "f8_k7_s1"] or order[-2:] == ["f8_k7_s1", "f4_k7_s1"] for order in similarity)
 
 
 def _png_stats(path: Path) -> tuple[tuple[int, int], float]:
@@ -166,15 +180,24 @@ def test_mlflow_compare_page_shows_the_runs(mlflow_server, tmp_path):
     experiment_id = api(mlflow_server, "/api/2.0/mlflow/experiments/create", {"name": "train"})["experiment_id"]
     run_ids = []
     for name, accuracy in (("f8_k3_s1", 0.91), ("f32_k5_s2", 0.95)):
-        info = api(mlflow_server, "/api/2.0/mlflow/runs/create",
-                   {"experiment_id": experiment_id, "run_name": name,
-                    "start_time": int(time.time() * 1000)})["run"]["info"]
-        api(mlflow_server, "/api/2.0/mlflow/runs/log-batch", {
-            "run_id": info["run_id"],
-            "params": [{"key": "filters", "value": name.split("_")[0][1:]}],
-            "metrics": [{"key": "val_accuracy", "value": accuracy - 0.1 * (2 - step), "timestamp": step, "step": step}
-                        for step in (1, 2)] + [{"key": "test_accuracy", "value": accuracy, "timestamp": 3, "step": 0}],
-        })
+        info = api(
+            mlflow_server,
+            "/api/2.0/mlflow/runs/create",
+            {"experiment_id": experiment_id, "run_name": name, "start_time": int(time.time() * 1000)},
+        )["run"]["info"]
+        api(
+            mlflow_server,
+            "/api/2.0/mlflow/runs/log-batch",
+            {
+                "run_id": info["run_id"],
+                "params": [{"key": "filters", "value": name.split("_")[0][1:]}],
+                "metrics": [
+                    {"key": "val_accuracy", "value": accuracy - 0.1 * (2 - step), "timestamp": step, "step": step}
+                    for step in (1, 2)
+                ]
+                + [{"key": "test_accuracy", "value": accuracy, "timestamp": 3, "step": 0}],
+            },
+        )
         api(mlflow_server, "/api/2.0/mlflow/runs/update", {"run_id": info["run_id"], "status": "FINISHED"})
         run_ids.append(info["run_id"])
     # MLflow 3's route (Routes.getCompareRunPageRoute): #/compare-runs?runs=[...]&experiments=[...]

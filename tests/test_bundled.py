@@ -46,12 +46,15 @@ def test_a_small_well_formed_csv_parses(tmp_path):
     assert images.shape == (2, 28, 28) and labels.tolist() == [3, 9] and images[0, 5, 5] == 7
 
 
-@pytest.mark.parametrize(("rows", "message"), [
-    ([[0] * 100 + [1]], "expected rows of 785 values"),
-    ([[300] * 784 + [1]], "out of range"),
-    ([[0] * 784 + [10]], "out of range"),
-    ([["x"] * 785], "not a readable gzip CSV of integers"),
-])
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([[0] * 100 + [1]], "expected rows of 785 values"),
+        ([[300] * 784 + [1]], "out of range"),
+        ([[0] * 784 + [10]], "out of range"),
+        ([["x"] * 785], "not a readable gzip CSV of integers"),
+    ],
+)
 def test_malformed_csv_is_a_data_error(tmp_path, rows, message):
     with pytest.raises(DataError, match=message):
         bundled.load(_csv(tmp_path, rows))

@@ -18,8 +18,11 @@ def _project(tmp_path):
     repo = tmp_path / "repo"
     make_reports(repo / "reports")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["train"]["grid"] = {"filters": list(GRID.filters), "kernel_size": list(GRID.kernel_size),
-                               "stride": list(GRID.stride)}
+    params["train"]["grid"] = {
+        "filters": list(GRID.filters),
+        "kernel_size": list(GRID.kernel_size),
+        "stride": list(GRID.stride),
+    }
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     _git(repo, "init", "-q")
     _git(repo, "add", "-A")
@@ -73,7 +76,16 @@ def test_an_unknown_revision_is_one_line(tmp_path, capsys):
 
 def test_the_verdict_follows_the_table_wrapped_to_120(tmp_path):
     repo = _project(tmp_path)
-    (repo / "reports" / "verdict.json").write_text(json.dumps({"data_source": "x", "test_digits": 500,
-        "kernel_sizes": {"7": {"variants": 2, "best": {"name": "f8_k7_s1", "accuracy": 0.97, "ci95": [0.95, 0.99]}}}}))
+    (repo / "reports" / "verdict.json").write_text(
+        json.dumps(
+            {
+                "data_source": "x",
+                "test_digits": 500,
+                "kernel_sizes": {
+                    "7": {"variants": 2, "best": {"name": "f8_k7_s1", "accuracy": 0.97, "ci95": [0.95, 0.99]}}
+                },
+            }
+        )
+    )
     text = compare.compare(repo, None)
     assert "7×7 filters (2 variants, best f8_k7_s1 at 97.00%" in text and max(map(len, text.splitlines())) <= 120

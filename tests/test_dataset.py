@@ -36,8 +36,9 @@ def test_scale_maps_bytes_to_unit_floats_with_a_channel():
 def test_split_and_scale_without_test_set_holds_one_out_first():
     images = np.arange(40, dtype=np.uint8)[:, None, None] * np.ones((1, 28, 28), np.uint8)
     labels = np.arange(40, dtype=np.uint8) % 2
-    data = dataset.split_and_scale((images, labels), None, val_fraction=0.1, test_fraction=0.25, seed=5,
-                                   source="bundled", raw_sha256="f" * 64)
+    data = dataset.split_and_scale(
+        (images, labels), None, val_fraction=0.1, test_fraction=0.25, seed=5, source="bundled", raw_sha256="f" * 64
+    )
     assert [data.counts()[split]["total"] for split in dataset.SPLITS] == [26, 4, 10]
     ids = [set(np.rint(getattr(data, f"x_{split}")[:, 0, 0, 0] * 255).astype(int)) for split in dataset.SPLITS]
     assert set.union(*ids) == set(range(40)) and sum(len(part) for part in ids) == 40
@@ -55,8 +56,12 @@ def test_raw_digest_depends_on_every_file_digest_not_on_order():
 def _raw(tmp_path, **override):
     payload = b"raw bytes"
     (tmp_path / "file.gz").write_bytes(payload)
-    manifest = {"source": "remote", "url": None, "test_split": "t10k",
-                "files": {"file.gz": {"sha256": hashlib.sha256(payload).hexdigest(), "bytes": len(payload)}}}
+    manifest = {
+        "source": "remote",
+        "url": None,
+        "test_split": "t10k",
+        "files": {"file.gz": {"sha256": hashlib.sha256(payload).hexdigest(), "bytes": len(payload)}},
+    }
     manifest.update(override)
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     return manifest
@@ -73,12 +78,15 @@ def test_load_manifest_checks_the_files_it_lists(tmp_path):
         dataset.load_manifest(tmp_path)
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (None, "not found; run `dvc repro download`"),
-    ("{not json", "not valid JSON"),
-    ('{"source": "remote"}', "missing files, test_split, url"),
-    ('{"source": "ftp", "url": null, "files": {}, "test_split": "t10k"}', "unknown source 'ftp'"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "not found; run `dvc repro download`"),
+        ("{not json", "not valid JSON"),
+        ('{"source": "remote"}', "missing files, test_split, url"),
+        ('{"source": "ftp", "url": null, "files": {}, "test_split": "t10k"}', "unknown source 'ftp'"),
+    ],
+)
 def test_load_manifest_refuses_bad_manifests(tmp_path, content, message):
     if content is not None:
         (tmp_path / "manifest.json").write_text(content)
@@ -123,7 +131,7 @@ def _damaged(tmp_path, tiny_prepared, kind):
         path.write_bytes(data[: len(data) // 2])
     elif kind == "corrupt":
         middle = len(data) // 2
-        path.write_bytes(data[:middle] + bytes(b ^ 0xFF for b in data[middle:middle + 64]) + data[middle + 64:])
+        path.write_bytes(data[:middle] + bytes(b ^ 0xFF for b in data[middle : middle + 64]) + data[middle + 64 :])
     elif kind == "not-a-zip":
         path.write_bytes(b"<html>not an npz</html>")
     elif kind == "wrong-shape":
@@ -152,9 +160,26 @@ def test_train_stage_reports_a_damaged_npz_in_one_line(tmp_path, tiny_prepared, 
     from conftest import TINY, load_stage
 
     path = _damaged(tmp_path, tiny_prepared, "truncated")
-    argv = ["--params", str(params_file(TINY)), "--data", str(path), "--filters", "4", "--kernel-size", "3",
-            "--stride", "2", "--model-dir", str(tmp_path / "m"), "--metrics", str(tmp_path / "m.json"),
-            "--details", str(tmp_path / "d.json"), "--history", str(tmp_path / "h.csv")]
+    argv = [
+        "--params",
+        str(params_file(TINY)),
+        "--data",
+        str(path),
+        "--filter-count",
+        "4",
+        "--kernel-size",
+        "3",
+        "--stride",
+        "2",
+        "--model-dir",
+        str(tmp_path / "m"),
+        "--metrics",
+        str(tmp_path / "m.json"),
+        "--details",
+        str(tmp_path / "d.json"),
+        "--history",
+        str(tmp_path / "h.csv"),
+    ]
     assert load_stage("train").main(argv) == 1
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and err.startswith(f"error: {path}: "), err

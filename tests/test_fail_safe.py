@@ -25,8 +25,12 @@ from conftest import TINY, repo_copy, write_params
 pytestmark = pytest.mark.slow
 
 HEAD = ("validate", "download", "prepare")
-KEPT = ("data/raw/manifest.json", "data/raw/train-images-idx3-ubyte.gz", "data/prepared/mnist.npz",
-        "reports/details/data.json")
+KEPT = (
+    "data/raw/manifest.json",
+    "data/raw/train-images-idx3-ubyte.gz",
+    "data/prepared/mnist.npz",
+    "reports/details/data.json",
+)
 # The one command the README documents for restoring the last committed outputs.
 RESTORE = "git checkout -- dvc.lock reports && dvc checkout --force"
 
@@ -166,16 +170,26 @@ def test_sigterm_to_dvc_stops_the_download_cleans_up_and_keeps_data_raw(repo, sh
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     run_env = {**env, "SHELL": shell, "MNIST_MIRROR": f"http://127.0.0.1:{server.server_port}/mnist/"}
     write_params(copy / "params.yaml", TINY | {"data.source": "auto"})  # MNIST_MIRROR is not read for bundled
-    repro = subprocess.Popen(["dvc", "repro", "-f", "download"], cwd=copy, env=run_env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+    repro = subprocess.Popen(
+        ["dvc", "repro", "-f", "download"],
+        cwd=copy,
+        env=run_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 300
         while not list((copy / "data").glob(".raw.*.tmp/*.part")):
             assert repro.poll() is None and time.monotonic() < deadline, repro.communicate()
             time.sleep(0.2)
-        stages = [p for p in psutil.Process(repro.pid).children(recursive=True)
-                  if p.name().startswith("python") and "pipeline/download.py" in p.cmdline()]
-        # The stage, and the fork that filters its stderr (filterlab.core.quiet): both must go.
+        stages = [
+            p
+            for p in psutil.Process(repro.pid).children(recursive=True)
+            if p.name().startswith("python") and "pipeline/download.py" in p.cmdline()
+        ]
+        # The stage, and the fork that filters its stderr (filterlab.core.tf_log_filter): both must go.
         assert len([p for p in stages if p.ppid() not in {q.pid for q in stages}]) == 1
         os.kill(repro.pid, signal.SIGTERM)  # the dvc process only, as `kill <pid of dvc>` does
         _out, err = repro.communicate(timeout=60)

@@ -13,7 +13,7 @@ from filterlab.figures import baselines, classic, filters
 from filterlab.kernels import similarity
 from filterlab.kernels.bank import KERNELS, select
 from filterlab.probes import peak, recovery, single_image
-from filterlab.report import content, plots
+from filterlab.report import collected, plots
 
 DPI = 110  # params.yaml figures.dpi
 SLACK = 1.0  # pixels: anti-aliasing may touch the border without clipping anything
@@ -29,15 +29,22 @@ def texts_outside(figure) -> list[str]:
     canvas.draw()
     renderer = canvas.get_renderer()
     width, height = canvas.get_width_height()
-    boxes = [(f"axes {axes.get_title()!r} {axes.get_xlabel()!r}", axes.get_tightbbox(renderer))
-             for axes in figure.axes if axes.get_visible()]
+    boxes = [
+        (f"axes {axes.get_title()!r} {axes.get_xlabel()!r}", axes.get_tightbbox(renderer))
+        for axes in figure.axes
+        if axes.get_visible()
+    ]
     texts = [*figure.texts, *([figure._suptitle] if figure._suptitle is not None else [])]
-    boxes += [(repr(text.get_text()), text.get_window_extent(renderer))
-              for text in texts if text.get_visible() and text.get_text().strip()]
-    return [f"{name} at {tuple(round(v) for v in box.extents)} on a {width}x{height} canvas"
-            for name, box in boxes
-            if box is not None and (box.x0 < -SLACK or box.y0 < -SLACK or box.x1 > width + SLACK
-                                    or box.y1 > height + SLACK)]
+    boxes += [
+        (repr(text.get_text()), text.get_window_extent(renderer))
+        for text in texts
+        if text.get_visible() and text.get_text().strip()
+    ]
+    return [
+        f"{name} at {tuple(round(v) for v in box.extents)} on a {width}x{height} canvas"
+        for name, box in boxes
+        if box is not None and (box.x0 < -SLACK or box.y0 < -SLACK or box.x1 > width + SLACK or box.y1 > height + SLACK)
+    ]
 
 
 def _marker_points(axes, renderer) -> list[tuple[float, float]]:
@@ -65,11 +72,14 @@ def overlaps(figure) -> list[str]:
     found = []
     legends = [legend for legend in [*figure.legends, *(a.get_legend() for a in figure.axes)] if legend is not None]
     for axes in figure.axes:
-        labels = [(text.get_text(), text.get_window_extent(renderer), getattr(text, "xy", None))
-                  for text in axes.texts if text.get_visible() and text.get_text().strip()]
+        labels = [
+            (text.get_text(), text.get_window_extent(renderer), getattr(text, "xy", None))
+            for text in axes.texts
+            if text.get_visible() and text.get_text().strip()
+        ]
         labels += [("legend", legend.get_window_extent(renderer), None) for legend in legends]
         for i, (name, box, _xy) in enumerate(labels):
-            for other, other_box, _ in labels[i + 1:]:
+            for other, other_box, _ in labels[i + 1 :]:
                 if box.overlaps(other_box):
                     found.append(f"{name!r} overlaps {other!r}")
         markers = _marker_points(axes, renderer)
@@ -118,23 +128,42 @@ def baseline_figures():
     written = np.stack([kernel.weights for kernel in select(["sobel_x", "sobel_y", "scharr_x"])])
     return {
         "baselines/feature_maps": baselines.feature_maps_figure(chosen, images, classes, "RdBu_r"),
-        "baselines/kernels": baselines.kernels_figure(written, ["sobel_x", "sobel_y", "scharr_x"], "family:sobel",
-                                                      "RdBu_r"),
+        "baselines/kernels": baselines.kernels_figure(
+            written, ["sobel_x", "sobel_y", "scharr_x"], "family:sobel", "RdBu_r"
+        ),
     }
 
 
 def probe_figures():
     rng = np.random.default_rng(2)
     vector = (0.8416, 0.7342, 0.5710, 0.1769, 0.9574, 0.2653, 0.9246, 0.2238, 0.3736, 0.0875)
-    learned = peak.LearnedPeak(initial=rng.normal(size=3), learned=np.array([-4.67, 4.25, -4.36]), bias=-1.0,
-                               accuracy=0.99, kept=2, restart_accuracies=[0.9] * 8, restart_cosines=[0.99] * 8)
-    recovered = [recovery.Recovered(name=name, true_keras=KERNELS[name].weights[::-1, ::-1],
-                                    learned=KERNELS[name].weights[::-1, ::-1] + 1e-5, unflipped_error=4.0)
-                 for name in ("laplacian_8", "sobel_x", "box_blur_3x3")]
+    learned = peak.LearnedPeak(
+        initial=rng.normal(size=3),
+        learned=np.array([-4.67, 4.25, -4.36]),
+        bias=-1.0,
+        accuracy=0.99,
+        kept=2,
+        restart_accuracies=[0.9] * 8,
+        restart_cosines=[0.99] * 8,
+    )
+    recovered = [
+        recovery.Recovered(
+            name=name,
+            true_keras=KERNELS[name].weights[::-1, ::-1],
+            learned=KERNELS[name].weights[::-1, ::-1] + 1e-5,
+            unflipped_error=4.0,
+        )
+        for name in ("laplacian_8", "sobel_x", "box_blur_3x3")
+    ]
     image = rng.random((28, 28))
-    single = single_image.SingleImageResult(image_index=12345, image=image, init=rng.normal(size=(28, 28, 5)),
-                                            learned=np.repeat(image[:, :, np.newaxis], 5, axis=2),
-                                            digit_probability=0.99, predicted=4)
+    single = single_image.SingleImageResult(
+        image_index=12345,
+        image=image,
+        init=rng.normal(size=(28, 28, 5)),
+        learned=np.repeat(image[:, :, np.newaxis], 5, axis=2),
+        digit_probability=0.99,
+        predicted=4,
+    )
     return {
         "probes/peak": peak.figure(peak.hand_applied(vector), learned),
         "probes/recovery": recovery.figure(recovered, "RdBu_r"),
@@ -153,7 +182,7 @@ def report_plots(monkeypatch, tmp_path):
 
     monkeypatch.setattr(plots, "png_bytes", keep)
     metrics, details, _figures = make_reports(tmp_path / "reports")
-    plots.all_plots(content.collect("t", GRID, loaded_metrics(metrics), loaded_metrics(details)))
+    plots.all_plots(collected.collect("t", GRID, loaded_metrics(metrics), loaded_metrics(details)))
     return drawn
 
 

@@ -38,7 +38,7 @@ def test_mosaic_pairs_lay_out_rows_with_room_for_labels():
     tiles = mosaic.pairs(lefts, rights, columns=4)
     assert len(tiles.tops) == 10 and tiles.tops[4] > tiles.bottoms[0]  # pair 4 starts the second row
     assert tiles.tops[0] >= 1  # a title band above the first row
-    np.testing.assert_array_equal(tiles.image[int(tiles.tops[9] + 0.5):][:5, 13:18], lefts[9])  # row 2, column 1
+    np.testing.assert_array_equal(tiles.image[int(tiles.tops[9] + 0.5) :][:5, 13:18], lefts[9])  # row 2, column 1
     assert np.isnan(tiles.image).sum() == tiles.image.size - 20 * 25  # everything else is background
     assert tiles.inches[0] == pytest.approx(4 * mosaic.CELL_INCHES)
     with pytest.raises(ValueError, match="as many left as right"):
@@ -116,9 +116,10 @@ def test_gif_frames_number_every_filter_over_its_tile():
     frame = animation.evolution_frames(k, "RdBu_r")[0]
     row_px = (k.shape[1] + 1) * animation.SCALE
     for row in range(2):  # 12 filters: a row of 8, then 4
-        band = frame[animation.LABEL + row * (animation.NUMBER + row_px):][: animation.NUMBER]
-        inked = [(band[:, (1 + c * 4) * animation.SCALE : (1 + c * 4 + 3) * animation.SCALE] < 128).any()
-                 for c in range(8)]
+        band = frame[animation.LABEL + row * (animation.NUMBER + row_px) :][: animation.NUMBER]
+        inked = [
+            (band[:, (1 + c * 4) * animation.SCALE : (1 + c * 4 + 3) * animation.SCALE] < 128).any() for c in range(8)
+        ]
         assert inked == [True] * (8 if row == 0 else 4) + [False] * (0 if row == 0 else 4)
 
 

@@ -24,8 +24,9 @@ def fake_variant(model_dir: Path, mlflow_run: bool = True) -> str | None:
     # After training filter #0 holds sobel_x's Keras weights (flipped: -sobel_x), filter #1 its negation.
     kernels[-1, :, :, 0, 0] = -KERNELS["sobel_x"].weights
     kernels[-1, :, :, 0, 1] = KERNELS["sobel_x"].weights
-    digest = artifacts.write_filters(model_dir, kernels, np.zeros(FILTERS, np.float32),
-                                     VariantSpec(FILTERS, KERNEL_SIZE, STRIDE))
+    digest = artifacts.write_filters(
+        model_dir, kernels, np.zeros(FILTERS, np.float32), VariantSpec(FILTERS, KERNEL_SIZE, STRIDE)
+    )
     if not mlflow_run:
         return None
     with tracking.start_run("train", VARIANT, tags={tracking.FILTERS_TAG: digest}) as run:
@@ -33,11 +34,22 @@ def fake_variant(model_dir: Path, mlflow_run: bool = True) -> str | None:
 
 
 def run_args(tmp_path, tiny_npz, model_dir, params=None) -> list[str]:
-    return ["--params", str(params or tmp_path / "params.yaml"), "--data", str(tiny_npz),
-            "--filters", str(model_dir / "filters.npz"), "--run", str(model_dir / "run.json"),
-            "--figures", str(tmp_path / "figures" / VARIANT),
-            "--metrics", str(tmp_path / "metrics" / f"{VARIANT}.json"),
-            "--details", str(tmp_path / "details" / f"{VARIANT}.json")]
+    return [
+        "--params",
+        str(params or tmp_path / "params.yaml"),
+        "--data",
+        str(tiny_npz),
+        "--filters-npz",
+        str(model_dir / "filters.npz"),
+        "--run",
+        str(model_dir / "run.json"),
+        "--figures",
+        str(tmp_path / "figures" / VARIANT),
+        "--metrics",
+        str(tmp_path / "metrics" / f"{VARIANT}.json"),
+        "--details",
+        str(tmp_path / "details" / f"{VARIANT}.json"),
+    ]
 
 
 def run_stage(tmp_path, params, tiny_npz, model_dir) -> tuple[int, Path, Path]:
@@ -82,11 +94,13 @@ def test_stage_writes_figures_metrics_and_details_without_mlflow(tmp_path, tiny_
 
     # The stage's whole import graph leaves out MLflow and TensorFlow (each costs seconds a process).
     argv = run_args(tmp_path / "again", tiny_npz, model_dir, params_file())
-    script = ("import sys\n"
-              f"sys.path.insert(0, {str(Path(__file__).parents[1] / 'pipeline')!r})\n"
-              "import filters\n"
-              f"assert filters.main({argv!r}) == 0\n"
-              "print(sorted(name for name in ('mlflow', 'tensorflow', 'keras') if name in sys.modules))\n")
+    script = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parents[1] / 'pipeline')!r})\n"
+        "import filters\n"
+        f"assert filters.main({argv!r}) == 0\n"
+        "print(sorted(name for name in ('mlflow', 'tensorflow', 'keras') if name in sys.modules))\n"
+    )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path)
     assert done.stdout.strip().splitlines()[-1] == "[]"
 

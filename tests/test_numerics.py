@@ -82,18 +82,22 @@ def test_pin_refuses_once_numpy_has_loaded():
 
 
 def test_pin_sets_the_caps_in_a_fresh_process():
-    code = ("import os\nfrom filterlab.core import numerics\nnumerics.pin('avx2')\n"
-            "print(os.environ['ONEDNN_MAX_CPU_ISA'])")
+    code = (
+        "import os\nfrom filterlab.core import numerics\nnumerics.pin('avx2')\nprint(os.environ['ONEDNN_MAX_CPU_ISA'])"
+    )
     env = {key: value for key, value in os.environ.items() if key not in numerics.PINNED_ENV}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == "AVX2", done.stderr
 
 
-@pytest.mark.parametrize("env, flags, message", [
-    ({}, {"sse4_2", "avx"}, "needs a CPU with AVX2"),
-    ({"ONEDNN_MAX_CPU_ISA": "AVX"}, {"avx2", "fma"}, "ONEDNN_MAX_CPU_ISA=AVX is below"),
-    ({"OPENBLAS_CORETYPE": "Sandybridge"}, {"avx2", "fma"}, "OPENBLAS_CORETYPE=SANDYBRIDGE is older"),
-])
+@pytest.mark.parametrize(
+    "env, flags, message",
+    [
+        ({}, {"sse4_2", "avx"}, "needs a CPU with AVX2"),
+        ({"ONEDNN_MAX_CPU_ISA": "AVX"}, {"avx2", "fma"}, "ONEDNN_MAX_CPU_ISA=AVX is below"),
+        ({"OPENBLAS_CORETYPE": "Sandybridge"}, {"avx2", "fma"}, "OPENBLAS_CORETYPE=SANDYBRIDGE is older"),
+    ],
+)
 def test_hosts_below_the_pin_are_refused(env, flags, message):
     with pytest.raises(FilterlabError, match=message):
         numerics.check_pinnable(env, flags)

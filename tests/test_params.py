@@ -21,10 +21,16 @@ def test_the_real_params_file_is_valid():
     real = read_params(ROOT / "params.yaml")
     assert set(real) == set(sections.TOP_LEVEL)
     assert load_seed(real) == real["seed"] and load_numerics(real) == "avx2"
-    for name, cls in [("data", sections.DataParams), ("prepare", sections.PrepareParams),
-                      ("train", sections.TrainParams), ("baselines", sections.BaselinesParams),
-                      ("figures", sections.FiguresParams), ("filters", sections.FiltersParams),
-                      ("probes", sections.ProbesParams), ("report", sections.ReportParams)]:
+    for name, cls in [
+        ("data", sections.DataParams),
+        ("prepare", sections.PrepareParams),
+        ("train", sections.TrainParams),
+        ("baselines", sections.BaselinesParams),
+        ("figures", sections.FiguresParams),
+        ("filters", sections.FiltersParams),
+        ("probes", sections.ProbesParams),
+        ("report", sections.ReportParams),
+    ]:
         assert isinstance(load_section(real, name, cls), cls)
 
 
@@ -48,22 +54,36 @@ STAGE_CASES = [
 
 def _stage_argv(stage: str, params, tmp_path) -> list[str]:
     out = tmp_path / "out"
-    return ["--params", str(params), *{
-        "download": ["--out", str(out / "raw")],
-        # A raw folder that does not exist: reaching it would be exit 1, not 2.
-        "prepare": ["--raw", str(tmp_path / "no-raw"), "--out", str(out / "mnist.npz"),
-                    "--details", str(out / "data.json")],
-    }[stage]]
+    return [
+        "--params",
+        str(params),
+        *{
+            "download": ["--out", str(out / "raw")],
+            # A raw folder that does not exist: reaching it would be exit 1, not 2.
+            "prepare": [
+                "--raw",
+                str(tmp_path / "no-raw"),
+                "--out",
+                str(out / "mnist.npz"),
+                "--details",
+                str(out / "data.json"),
+            ],
+        }[stage],
+    ]
 
 
 def _case_id(value) -> str:
     return "<deleted>" if value is DELETE else repr(value)
 
 
-@pytest.mark.parametrize(("stage", "path", "value", "key", "words"), STAGE_CASES,
-                         ids=[f"{case[0]}:{case[1]}={_case_id(case[2])}" for case in STAGE_CASES])
-def test_stage_refuses_bad_params_before_any_work(tmp_path, monkeypatch, capsys, params_file, stage, path, value,
-                                                  key, words):
+@pytest.mark.parametrize(
+    ("stage", "path", "value", "key", "words"),
+    STAGE_CASES,
+    ids=[f"{case[0]}:{case[1]}={_case_id(case[2])}" for case in STAGE_CASES],
+)
+def test_stage_refuses_bad_params_before_any_work(
+    tmp_path, monkeypatch, capsys, params_file, stage, path, value, key, words
+):
     monkeypatch.chdir(tmp_path)
     argv = _stage_argv(stage, params_file({path: value}, name="bad.yaml"), tmp_path)
     assert load_stage(stage).main(argv) == 2
@@ -78,9 +98,13 @@ def test_stage_refuses_bad_params_before_any_work(tmp_path, monkeypatch, capsys,
 def test_stage_script_exits_2_with_one_line(tmp_path, params_file):
     """The process boundary: `python pipeline/download.py` itself exits 2, one stderr line, no traceback."""
     params = params_file({"data.source": "web"}, name="bad.yaml")
-    result = subprocess.run([sys.executable, str(ROOT / "pipeline" / "download.py"),
-                             *_stage_argv("download", params, tmp_path)],
-                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "pipeline" / "download.py"), *_stage_argv("download", params, tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert result.returncode == 2, result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: params.yaml: data.source: "), result.stderr
@@ -105,8 +129,11 @@ SECTION_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("path", "value", "section", "cls", "key", "words"), SECTION_CASES,
-                         ids=[f"{case[0]}={case[1]!r}" for case in SECTION_CASES])
+@pytest.mark.parametrize(
+    ("path", "value", "section", "cls", "key", "words"),
+    SECTION_CASES,
+    ids=[f"{case[0]}={case[1]!r}" for case in SECTION_CASES],
+)
 def test_section_refuses_bad_value(params_file, path, value, section, cls, key, words):
     params = read_params(params_file({path: value}))
     with pytest.raises(ParamError) as caught:
@@ -172,8 +199,10 @@ VALIDATE_CASES = [
     # What validate estimates, so that the stage would not fail (or exhaust memory) after DVC removed its outputs.
     ({"figures.colormap": "RdBu_rr"}, "figures.colormap: 'RdBu_rr' is not a matplotlib colormap"),
     ({"probes.peak.sequence_length": 1000}, "probes.peak.sequence_length: 1000: only 0.00% of random sequences"),
-    ({"probes.peak.n_sequences": 1_000_000, "probes.peak.sequence_length": 1000},
-     "probes.peak.n_sequences: 1000000 sequences of length 1000 need about 59.6 GiB at once"),
+    (
+        {"probes.peak.n_sequences": 1_000_000, "probes.peak.sequence_length": 1000},
+        "probes.peak.n_sequences: 1000000 sequences of length 1000 need about 59.6 GiB at once",
+    ),
 ]
 
 

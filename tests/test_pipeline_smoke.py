@@ -45,12 +45,20 @@ def test_every_stage_runs_and_writes_its_outputs(repo):
     lock = yaml.safe_load((copy / "dvc.lock").read_text())["stages"]
     for stage in STAGES:
         assert any(name == stage or (stage.endswith("@") and name.startswith(stage)) for name in lock), stage
-    for path in ("reports/index.html", "reports/summary.md", "reports/details/data.json",
-                 "reports/metrics/baselines/family-laplacian.json", "reports/details/baselines.json",
-                 "reports/metrics/train/f4_k3_s2.json", "reports/metrics/filters/f4_k3_s2.json",
-                 "reports/details/probes.json", "models/f4_k3_s2/model.keras", "reports/plots/history.csv",
-                 "reports/figures/filters/f4_k3_s2/init_vs_learned.png",
-                 "reports/figures/filters/f4_k3_s2/learned_vs_classic.png"):
+    for path in (
+        "reports/index.html",
+        "reports/summary.md",
+        "reports/details/data.json",
+        "reports/metrics/baselines/family-laplacian.json",
+        "reports/details/baselines.json",
+        "reports/metrics/train/f4_k3_s2.json",
+        "reports/metrics/filters/f4_k3_s2.json",
+        "reports/details/probes.json",
+        "models/f4_k3_s2/model.keras",
+        "reports/plots/history.csv",
+        "reports/figures/filters/f4_k3_s2/init_vs_learned.png",
+        "reports/figures/filters/f4_k3_s2/learned_vs_classic.png",
+    ):
         assert (copy / path).is_file(), path
     train = json.loads((copy / "reports/metrics/train/f4_k3_s2.json").read_text())
     assert train["ci95_low"] < train["accuracy"] < train["ci95_high"] and 0.1 < train["accuracy"] <= 1
@@ -105,7 +113,7 @@ def test_mlflow_runs_have_true_durations_and_unique_names(repo):
 def readme_recipes() -> list[str]:
     """The terminal recipes the README promises fit 120 columns, between its two markers."""
     text = (ROOT / "README.md").read_text()
-    block = text[text.index("<!-- exp show recipes"):text.index("<!-- end of exp show recipes -->")]
+    block = text[text.index("<!-- exp show recipes") : text.index("<!-- end of exp show recipes -->")]
     return [line.split("  #")[0].strip() for line in block.splitlines() if line.startswith(("dvc ", "make "))]
 
 
@@ -133,8 +141,9 @@ def test_the_readmes_terminal_recipes_fit_120_columns(repo):
 def _hashes(copy: Path) -> dict[str, str]:
     """sha256 of every output the pipeline writes, byte for byte: none of them holds a duration."""
     outputs = (p for folder in ("data", "models", "reports") for p in (copy / folder).rglob("*") if p.is_file())
-    return {path.relative_to(copy).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(outputs)}
+    return {
+        path.relative_to(copy).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(outputs)
+    }
 
 
 def test_forced_rerun_writes_byte_identical_outputs_and_leaves_git_clean(repo):

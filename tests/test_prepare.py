@@ -26,10 +26,19 @@ def _remote_raw(directory, source="remote", url="https://example.org/mnist/"):
         for kind, array in zip(("images", "labels"), arrays[split], strict=True):
             payload = idx.gzip_bytes(idx.encode(array))
             (directory / idx.file_name(split, kind)).write_bytes(payload)
-            files[idx.file_name(split, kind)] = {"sha256": hashlib.sha256(payload).hexdigest(),
-                                                 "bytes": len(payload), "url": url}
-    manifest = {"source": source, "url": url, "files": files, "counts": {"train": 60, "test": 20},
-                "test_split": "t10k", "bundled_csv_sha256": None}
+            files[idx.file_name(split, kind)] = {
+                "sha256": hashlib.sha256(payload).hexdigest(),
+                "bytes": len(payload),
+                "url": url,
+            }
+    manifest = {
+        "source": source,
+        "url": url,
+        "files": files,
+        "counts": {"train": 60, "test": 20},
+        "test_split": "t10k",
+        "bundled_csv_sha256": None,
+    }
     atomic.write_json(directory / "manifest.json", manifest)
     return arrays, manifest
 
@@ -140,6 +149,7 @@ def test_disk_full_while_writing_the_npz_is_one_line_and_keeps_the_old_one(tmp_p
     monkeypatch.setattr(atomic.os, "fsync", full)
     result, out, _ = run_prepare(tmp_path / "raw")
     assert result.returncode == 1
-    assert result.stderr.splitlines() == [f"error: {out}: no space left on the device; free some space and re-run "
-                                          "(the previous outputs are kept)"], result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: {out}: no space left on the device; free some space and re-run (the previous outputs are kept)"
+    ], result.stderr
     assert out.read_bytes() == before and sorted(p.name for p in out.parent.iterdir()) == ["data.json", "mnist.npz"]

@@ -24,8 +24,9 @@ def test_peak_detector_on_the_lecture_vector():
     # Positive at points 5, 7, 9; the global max-pool picks point 5 (0.5152).
     hand = peak.hand_applied(VECTOR)
     assert hand["response_points"] == [2, 3, 4, 5, 6, 7, 8, 9]
-    np.testing.assert_allclose(hand["response"], [-0.6784, -0.3401, -1.3515, 0.5152, -1.6167, 0.4355, -1.0744, 0.0623],
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        hand["response"], [-0.6784, -0.3401, -1.3515, 0.5152, -1.6167, 0.4355, -1.0744, 0.0623], atol=1e-12
+    )
     assert hand["positive_points"] == [5, 7, 9]
     assert hand["max_pool_point"] == 5
 
@@ -38,8 +39,16 @@ def test_sequences_are_balanced_and_labelled_by_the_rule():
 
 
 def test_learned_peak_filter_is_close_to_minus_one_one_minus_one():
-    params = PeakProbe(vector=VECTOR, n_sequences=1000, sequence_length=10, epochs=10, learning_rate=0.01,
-                       batch_size=64, restarts=8, margin=MARGIN)
+    params = PeakProbe(
+        vector=VECTOR,
+        n_sequences=1000,
+        sequence_length=10,
+        epochs=10,
+        learning_rate=0.01,
+        batch_size=64,
+        restarts=8,
+        margin=MARGIN,
+    )
     learned = peak.learn(params, SEED)
     assert peak.cosine(learned.learned, peak.PEAK) > 0.99
     assert learned.accuracy > 0.95
@@ -65,24 +74,33 @@ def test_single_image_filters_become_correlated_with_the_image(tiny_prepared):
     assert metrics["predicted"] == 4
 
 
-TINY_PROBES = {"probes.single_image.n_filters": 2, "probes.single_image.epochs": 150, "probes.peak.n_sequences": 400,
-               "probes.peak.epochs": 3, "probes.recovery.kernels": ["sobel_x"], "probes.recovery.n_images": 8,
-               "probes.recovery.epochs": 50}
+TINY_PROBES = {
+    "probes.single_image.n_filters": 2,
+    "probes.single_image.epochs": 150,
+    "probes.peak.n_sequences": 400,
+    "probes.peak.epochs": 3,
+    "probes.recovery.kernels": ["sobel_x"],
+    "probes.recovery.n_images": 8,
+    "probes.recovery.epochs": 50,
+}
 
 
 def run_probes_stage(tmp_path, params_path, data_path) -> tuple[int, Path, Path]:
     figures, metrics = tmp_path / "figures" / "probes", tmp_path / "metrics" / "probes.json"
-    code = load_stage("probes").main(["--params", str(params_path), "--data", str(data_path),
-                                      "--figures", str(figures), "--details", str(metrics)])
+    code = load_stage("probes").main(
+        ["--params", str(params_path), "--data", str(data_path), "--figures", str(figures), "--details", str(metrics)]
+    )
     return code, figures, metrics
 
 
 @pytest.mark.parametrize(
     ("change", "key"),
-    [({"probes.single_image.digit": 10}, "probes.single_image.digit"),
-     ({"probes.single_image.n_filters": 0}, "probes.single_image.n_filters"),
-     ({"probes.recovery.kernels": ["gaussian_5x5"]}, "probes.recovery.kernels"),
-     ({"probes.recovery.kernels": ["sobel_q"]}, "probes.recovery.kernels")],
+    [
+        ({"probes.single_image.digit": 10}, "probes.single_image.digit"),
+        ({"probes.single_image.n_filters": 0}, "probes.single_image.n_filters"),
+        ({"probes.recovery.kernels": ["gaussian_5x5"]}, "probes.recovery.kernels"),
+        ({"probes.recovery.kernels": ["sobel_q"]}, "probes.recovery.kernels"),
+    ],
 )
 def test_bad_probe_params_exit_2_before_any_work(tmp_path, capsys, params_file, change, key):
     # The data path does not exist: a parameter error must come first.

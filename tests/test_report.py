@@ -15,14 +15,17 @@ from PIL import Image
 
 from conftest import GRID, load_stage, loaded_metrics, make_reports
 from filterlab.core.errors import DataError
-from filterlab.report import content, summary
+from filterlab.report import collected, summary
 
 # The fake reports' grid (conftest.GRID), as params.yaml spells it.
-REPORT_PARAMS = {"train.grid": {"filters": list(GRID.filters), "kernel_size": list(GRID.kernel_size),
-                                "stride": list(GRID.stride)}, "report.title": "Tiny report"}
+REPORT_PARAMS = {
+    "train.grid": {"filters": list(GRID.filters), "kernel_size": list(GRID.kernel_size), "stride": list(GRID.stride)},
+    "report.title": "Tiny report",
+}
+
 
 def _collect(metrics: Path, details: Path):
-    return content.collect("t", GRID, loaded_metrics(metrics), loaded_metrics(details))
+    return collected.collect("t", GRID, loaded_metrics(metrics), loaded_metrics(details))
 
 
 def test_collect_sorts_by_accuracy_and_keeps_only_the_grid(tmp_path):
@@ -33,7 +36,7 @@ def test_collect_sorts_by_accuracy_and_keeps_only_the_grid(tmp_path):
     by_name = {v.name: v for v in results.variants}
     assert by_name["f4_k3_s1"].similarity == {"init": 0.3, "learned": 0.6, "chance": 0.4}
     assert by_name["f4_k7_s1"].similarity is None and "no bank kernel" in by_name["f4_k7_s1"].similarity_note
-    assert by_name["f8_k7_s1"].params_count == 8007 and content.is_bundled(results)
+    assert by_name["f8_k7_s1"].params_count == 8007 and collected.is_bundled(results)
 
 
 def test_seed_replicates_show_as_mean_and_spread_only_when_there_are_any(tmp_path):
@@ -42,8 +45,9 @@ def test_seed_replicates_show_as_mean_and_spread_only_when_there_are_any(tmp_pat
     metrics, details, _ = make_reports(tmp_path)
     assert "across seeds" not in tables.variant_table(_collect(metrics, details)).headers
     path = metrics / "train" / "f4_k3_s1.json"
-    path.write_text(json.dumps(json.loads(path.read_text()) | {"seeds": 3, "accuracy_seed_mean": 0.951,
-                                                               "accuracy_seed_sd": 0.004}))
+    path.write_text(
+        json.dumps(json.loads(path.read_text()) | {"seeds": 3, "accuracy_seed_mean": 0.951, "accuracy_seed_sd": 0.004})
+    )
     table = tables.variant_table(_collect(metrics, details))
     assert table.headers[-1] == "across seeds"
     cells = {row[0][0]: row[-1][0] for row in table.rows}
@@ -59,7 +63,7 @@ def test_variants_are_compared_with_the_best_on_the_same_digits(tmp_path):
     loaded = loaded_metrics(details)
     worse = loaded["train/f4_k7_s1.json"]
     worse["predicted"] = loaded["train/f8_k7_s1.json"]["predicted"][:-3] + worse["labels"][-3:]  # 97% as well
-    tied = {v.name: v for v in content.collect("t", GRID, loaded_metrics(metrics), loaded).variants}["f4_k7_s1"]
+    tied = {v.name: v for v in collected.collect("t", GRID, loaded_metrics(metrics), loaded).variants}["f4_k7_s1"]
     assert tied.tied_with_best is True
 
 
@@ -83,9 +87,9 @@ def test_optional_results_missing_show_not_run(tmp_path):
     (metrics / "filters" / "f4_k3_s1.json").unlink()
     results = _collect(metrics, details)
     assert results.probes is None and results.baselines is None
-    assert {v.name: v.similarity_note for v in results.variants}["f4_k3_s1"] == content.NOT_RUN
+    assert {v.name: v.similarity_note for v in results.variants}["f4_k3_s1"] == collected.NOT_RUN
     markdown = summary.render_markdown(results, [], [])
-    assert markdown.count(content.NOT_RUN) >= 2
+    assert markdown.count(collected.NOT_RUN) >= 2
 
 
 def test_markdown_escapes_the_title():
@@ -101,11 +105,13 @@ def test_the_summary_renders_the_title_and_source_as_plain_text(tmp_path):
     import dataclasses
 
     metrics, details, _ = make_reports(tmp_path)
-    collected = content.collect(HOSTILE_TITLE, GRID, loaded_metrics(metrics), loaded_metrics(details))
-    results = dataclasses.replace(collected, data_source="mirror:file:///m/`<img src=x onerror=alert(1)>`/")
+    gathered = collected.collect(HOSTILE_TITLE, GRID, loaded_metrics(metrics), loaded_metrics(details))
+    results = dataclasses.replace(gathered, data_source="mirror:file:///m/`<img src=x onerror=alert(1)>`/")
     lines = summary.render_markdown(results, [], []).splitlines()
-    assert lines[0] == ("# Results \\!\\[x\\]\\(https://evil.example/p.png\\) "
-                        "\\&lt;img src=x onerror=alert\\(1\\)\\&gt; cc @\u2060team \\#\\# \\# Owned")
+    assert lines[0] == (
+        "# Results \\!\\[x\\]\\(https://evil.example/p.png\\) "
+        "\\&lt;img src=x onerror=alert\\(1\\)\\&gt; cc @\u2060team \\#\\# \\# Owned"
+    )
     assert lines[2] == r"**Data source:** mirror:file:///m/\`\<img src=x onerror=alert\(1\)\>\`/"
     assert sum(line.startswith("# ") for line in lines) == 1
 
@@ -116,12 +122,28 @@ def _run_stage(tmp_path: Path, reports: tuple[Path, Path, Path], params: Path) -
     histories.mkdir(exist_ok=True)
     for name in GRID.variants():
         (histories / f"{name.name}.csv").write_text("epoch,loss\n1,0.5\n2,0.25\n")
-    return load_stage("report").main([
-        "--params", str(params), "--metrics", str(metrics), "--details", str(details), "--figures", str(figures),
-        "--histories", str(histories), "--history", str(tmp_path / "out" / "history.csv"),
-        "--html", str(tmp_path / "out" / "index.html"), "--markdown", str(tmp_path / "out" / "summary.md"),
-        "--verdict", str(tmp_path / "out" / "verdict.json"),
-    ])
+    return load_stage("report").main(
+        [
+            "--params",
+            str(params),
+            "--metrics",
+            str(metrics),
+            "--details",
+            str(details),
+            "--figures",
+            str(figures),
+            "--histories",
+            str(histories),
+            "--history",
+            str(tmp_path / "out" / "history.csv"),
+            "--html",
+            str(tmp_path / "out" / "index.html"),
+            "--markdown",
+            str(tmp_path / "out" / "summary.md"),
+            "--verdict",
+            str(tmp_path / "out" / "verdict.json"),
+        ]
+    )
 
 
 def test_stage_writes_self_contained_html_markdown_and_one_history(tmp_path, params_file):
@@ -182,8 +204,10 @@ def test_corrupt_metrics_fail_with_one_line(tmp_path, params_file, capsys):
     assert not (tmp_path / "out" / "index.html").exists()
 
 
-@pytest.mark.parametrize("payload, words", [(b'{"accuracy": 0.9\xff}', "not UTF-8 (byte 16)"),
-                                            (b"[0.9, 0.95]", "a JSON list, expected an object")])
+@pytest.mark.parametrize(
+    "payload, words",
+    [(b'{"accuracy": 0.9\xff}', "not UTF-8 (byte 16)"), (b"[0.9, 0.95]", "a JSON list, expected an object")],
+)
 def test_metrics_that_are_not_utf8_objects_fail_with_one_line(tmp_path, params_file, capsys, payload, words):
     reports = make_reports(tmp_path / "reports")
     (reports[0] / "train" / "f4_k3_s1.json").write_bytes(payload)

@@ -5,13 +5,19 @@ import pytest
 from filterlab.core import secrets
 
 
-@pytest.mark.parametrize("url, shown", [
-    ("postgresql://mlflow:s3cret@db.internal:5432/mlflow", "postgresql://mlflow:***@db.internal:5432/mlflow"),
-    ("postgresql://mlflow:p%40ss@127.0.0.1/mlflow?sslmode=require", "postgresql://mlflow:***@127.0.0.1/mlflow?sslmode=require"),
-    ("postgresql://mlflow@127.0.0.1:5432/mlflow", "postgresql://mlflow@127.0.0.1:5432/mlflow"),
-    ("https://user:token@mlflow.example.org", "https://user:***@mlflow.example.org"),
-    ("sqlite:////tmp/mlflow.db", "sqlite:////tmp/mlflow.db"),
-])
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("postgresql://mlflow:s3cret@db.internal:5432/mlflow", "postgresql://mlflow:***@db.internal:5432/mlflow"),
+        (
+            "postgresql://mlflow:p%40ss@127.0.0.1/mlflow?sslmode=require",
+            "postgresql://mlflow:***@127.0.0.1/mlflow?sslmode=require",
+        ),
+        ("postgresql://mlflow@127.0.0.1:5432/mlflow", "postgresql://mlflow@127.0.0.1:5432/mlflow"),
+        ("https://user:token@mlflow.example.org", "https://user:***@mlflow.example.org"),
+        ("sqlite:////tmp/mlflow.db", "sqlite:////tmp/mlflow.db"),
+    ],
+)
 def test_the_password_is_masked_and_nothing_else_changes(url, shown):
     assert secrets.mask_url(url) == shown
 

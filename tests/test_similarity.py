@@ -47,8 +47,11 @@ def test_every_bank_kernel_is_its_own_nearest_class():
 
 
 def test_equivalent_kernels_form_one_named_class():
-    bank = {"a": SimpleNamespace(weights=SOBEL_X), "b": SimpleNamespace(weights=KERNELS["sobel_y"].weights),
-            "minus_a": SimpleNamespace(weights=-2 * SOBEL_X)}
+    bank = {
+        "a": SimpleNamespace(weights=SOBEL_X),
+        "b": SimpleNamespace(weights=KERNELS["sobel_y"].weights),
+        "minus_a": SimpleNamespace(weights=-2 * SOBEL_X),
+    }
     classes = kernel_classes(bank, (3, 3))
     assert [c.name for c in classes] == ["a = minus_a", "b"]
     assert nearest(-SOBEL_X + 1e-12, classes)[0] == "a = minus_a"
@@ -67,8 +70,13 @@ def test_bank_is_flipped_to_keras_layout():
     emboss = np.flip(KERNELS["emboss"].weights).ravel()
     np.testing.assert_allclose(classes["emboss"].unit, emboss / np.linalg.norm(emboss))
     assert "gaussian_5x5" not in classes and "peak_1x3" not in classes
-    assert [c.name for c in kernel_classes(KERNELS, (5, 5))] == ["gaussian_5x5", "gabor_0", "gabor_45", "gabor_90",
-                                                                 "gabor_135"]
+    assert [c.name for c in kernel_classes(KERNELS, (5, 5))] == [
+        "gaussian_5x5",
+        "gabor_0",
+        "gabor_45",
+        "gabor_90",
+        "gabor_135",
+    ]
 
 
 def test_cosine_signed_and_centred():

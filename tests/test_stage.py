@@ -1,11 +1,11 @@
-"""filterlab.core.stage.run's one-line contract for faults, and filterlab.core.lifeline's process checks."""
+"""filterlab.core.stage.run's one-line contract for faults, and filterlab.core.parent_death's process checks."""
 
 import errno
 import os
 import subprocess
 import sys
 
-from filterlab.core import lifeline, stage
+from filterlab.core import parent_death, stage
 
 
 def _wrapped_enospc():
@@ -18,8 +18,10 @@ def _wrapped_enospc():
 def test_disk_full_however_wrapped_is_one_line_naming_the_file(capsys):
     assert stage.run(_wrapped_enospc) == stage.EXIT_FAILED
     err = capsys.readouterr().err
-    assert err.splitlines() == ["error: /out/models/f8_k3_s1/.model.42.keras: no space left on the device; "
-                                "free some space and re-run (the previous outputs are kept)"], err
+    assert err.splitlines() == [
+        "error: /out/models/f8_k3_s1/.model.42.keras: no space left on the device; "
+        "free some space and re-run (the previous outputs are kept)"
+    ], err
 
 
 def test_sqlite_disk_full_is_one_line(capsys):
@@ -33,34 +35,43 @@ def test_sqlite_disk_full_is_one_line(capsys):
 
 
 def test_alive_tells_a_live_process_from_a_dead_or_reused_pid():
-    me = lifeline.identity()
-    assert lifeline.alive(me) is True
+    me = parent_death.identity()
+    assert parent_death.alive(me) is True
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
-    assert lifeline.alive({**me, lifeline.PID_TAG: str(child.pid)}) is False
-    assert lifeline.alive({**me, lifeline.STARTED_TAG: "12.00"}) is False  # this pid, but another process's start
-    assert lifeline.alive({**me, lifeline.HOST_TAG: "elsewhere.invalid"}) is None
-    assert lifeline.alive({}) is None
+    assert parent_death.alive({**me, parent_death.PID_TAG: str(child.pid)}) is False
+    assert (
+        parent_death.alive({**me, parent_death.STARTED_TAG: "12.00"}) is False
+    )  # this pid, but another process's start
+    assert parent_death.alive({**me, parent_death.HOST_TAG: "elsewhere.invalid"}) is None
+    assert parent_death.alive({}) is None
 
 
 def test_the_owner_skips_shells_between_dvc_and_the_stage():
     """`sh -c 'python ...'` (dash does not exec): the owner is the process above the shell, here this one."""
-    code = "from filterlab.core import lifeline; print(lifeline.owner().pid)"
-    out = subprocess.run(["/bin/sh", "-c", f'"{sys.executable}" -c "{code}"; true'], capture_output=True, text=True,
-                         timeout=120, check=True).stdout
+    code = "from filterlab.core import parent_death; print(parent_death.owner().pid)"
+    out = subprocess.run(
+        ["/bin/sh", "-c", f'"{sys.executable}" -c "{code}"; true'],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     assert int(out) == os.getpid()
 
 
 def test_a_stage_process_never_imports_scikit_learn():
     """keras imports it for wrappers no stage uses (about 1 s a training stage); keras must still load."""
-    script = ("import sys\n"
-              "from filterlab.core import stage\n"
-              "stage.block_unused_imports()\n"
-              "import keras\n"
-              "from keras import layers\n"
-              "inputs = keras.Input((4,))\n"
-              "assert keras.Model(inputs, layers.Dense(2)(inputs)).count_params() == 10\n"
-              "print('sklearn' in sys.modules and sys.modules['sklearn'] is not None)\n")
+    script = (
+        "import sys\n"
+        "from filterlab.core import stage\n"
+        "stage.block_unused_imports()\n"
+        "import keras\n"
+        "from keras import layers\n"
+        "inputs = keras.Input((4,))\n"
+        "assert keras.Model(inputs, layers.Dense(2)(inputs)).count_params() == 10\n"
+        "print('sklearn' in sys.modules and sys.modules['sklearn'] is not None)\n"
+    )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "False"

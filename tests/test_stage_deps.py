@@ -49,8 +49,12 @@ def test_package_inits_hold_no_code():
     """They are left out of the deps, which is only right while importing them runs nothing."""
     for init in (ROOT / "src" / "filterlab").rglob("__init__.py"):
         body = ast.parse(init.read_text(encoding="utf-8")).body
-        code = [node for node in body if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))
-                and not (isinstance(node, ast.Assign) and node.targets[0].id == "__version__")]
+        code = [
+            node
+            for node in body
+            if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))
+            and not (isinstance(node, ast.Assign) and node.targets[0].id == "__version__")
+        ]
         assert not code, f"{init.relative_to(ROOT)} runs code; stage deps would miss it"
 
 

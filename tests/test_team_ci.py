@@ -15,8 +15,17 @@ from team import committed_copy, git_clone, ran, sh
 
 pytestmark = pytest.mark.team
 
-FIRST = ["baselines", "download", "filters@4-3-2", "log_figures", "prepare", "probes", "report", "train@4-3-2",
-         "validate"]
+FIRST = [
+    "baselines",
+    "download",
+    "filters@4-3-2",
+    "log_figures",
+    "prepare",
+    "probes",
+    "report",
+    "train@4-3-2",
+    "validate",
+]
 
 
 def test_ci_pipeline_fills_the_remote_then_retrains_only_the_new_variant(tmp_path):
@@ -40,8 +49,10 @@ def test_ci_pipeline_fills_the_remote_then_retrains_only_the_new_variant(tmp_pat
 
     # The MLflow pair CI uploads: the one new training run, its artifacts under ./mlartifacts.
     with sqlite3.connect(b / "mlflow.db") as db:
-        rows = db.execute("select r.name, r.status, r.artifact_uri from runs r join experiments e"
-                          " on r.experiment_id = e.experiment_id where e.name = 'train'").fetchall()
+        rows = db.execute(
+            "select r.name, r.status, r.artifact_uri from runs r join experiments e"
+            " on r.experiment_id = e.experiment_id where e.name = 'train'"
+        ).fetchall()
     assert [(name.split(" ")[0], status) for name, status, _ in rows] == [("f6_k3_s2", "FINISHED")], rows
     assert rows[0][2].startswith("mlflow-artifacts:/"), rows  # relative to ./mlartifacts, not this machine
     assert any((b / "mlartifacts").rglob("init_vs_learned.png"))

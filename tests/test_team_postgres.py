@@ -55,13 +55,23 @@ def test_pipeline_and_queued_experiments_log_each_run_once_to_postgres(pg_mlflow
     before = {name: len(runs_of(base, name)) for name in ("baselines", "probes")}
 
     for filters in QUEUED:
-        sh(["dvc", "exp", "run", "--queue", "-n", f"filters-{filters}", "-S", f"train.grid.filters=[{filters}]"],
-           copy, env)
+        sh(
+            ["dvc", "exp", "run", "--queue", "-n", f"filters-{filters}", "-S", f"train.grid.filters=[{filters}]"],
+            copy,
+            env,
+        )
     # Output to a file, not a pipe: the two workers it starts inherit it, and a pipe would hold this call
     # until they exit. wait_for_queue then watches `dvc queue status`.
     with open(tmp_path / "queue-start.log", "w") as log:
-        subprocess.run(["dvc", "queue", "start", "-j", "2"], cwd=copy, env=env, stdout=log, stderr=subprocess.STDOUT,
-                       check=True, timeout=300)
+        subprocess.run(
+            ["dvc", "queue", "start", "-j", "2"],
+            cwd=copy,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=True,
+            timeout=300,
+        )
     status = wait_for_queue(copy, env)
     assert status.count("Success") == len(QUEUED), status
 
@@ -74,8 +84,11 @@ def test_pipeline_and_queued_experiments_log_each_run_once_to_postgres(pg_mlflow
         history = api(base, "/api/2.0/mlflow/metrics/get-history", query={"run_id": run_id, "metric_key": "loss"})
         assert len({m["step"] for m in history["metrics"]}) == len(history["metrics"]) == EPOCHS, history
         # The whole grid per step (key conv1_filters); conv1_filters_0-15 is the slider's legible crop.
-        images = [p for p in artifacts(base, run_id, "images")
-                  if p.endswith(".png") and p.rsplit("/", 1)[-1].startswith("conv1_filters+")]
+        images = [
+            p
+            for p in artifacts(base, run_id, "images")
+            if p.endswith(".png") and p.rsplit("/", 1)[-1].startswith("conv1_filters+")
+        ]
         assert len(images) == EPOCHS + 1, images  # the filter grid at init and after each epoch
         assert "filters/init_vs_learned.png" in artifacts(base, run_id, "filters")
     names = [run["info"]["run_name"] for run in train]

@@ -19,8 +19,13 @@ from team import ROOT, committed_copy, git_clone, ran, s3_server, sh  # noqa: F4
 
 pytestmark = pytest.mark.team
 
-OUTPUTS = ("data/prepared/mnist.npz", "models/f4_k3_s2/model.keras", "reports/metrics/train/f4_k3_s2.json",
-           "reports/figures/filters/f4_k3_s2/init_vs_learned.png", "reports/index.html")
+OUTPUTS = (
+    "data/prepared/mnist.npz",
+    "models/f4_k3_s2/model.keras",
+    "reports/metrics/train/f4_k3_s2.json",
+    "reports/figures/filters/f4_k3_s2/init_vs_learned.png",
+    "reports/index.html",
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +55,9 @@ def second_clone_restores_everything(a, env_a, remote_args: list[list[str]], b_p
     assert "is cached - skipping run" in repro.stdout
     for path in OUTPUTS:
         assert (b / path).is_file(), path
-    assert (b / "reports/metrics/train/f4_k3_s2.json").read_text() == \
-        (a / "reports/metrics/train/f4_k3_s2.json").read_text()
+    assert (b / "reports/metrics/train/f4_k3_s2.json").read_text() == (
+        a / "reports/metrics/train/f4_k3_s2.json"
+    ).read_text()
     status = sh(["dvc", "status"], b, env_b)
     assert "up to date" in status.stdout, status.stdout
 
@@ -67,8 +73,10 @@ def test_s3_remote_run_cache_skips_every_stage(clone_a, tmp_path, s3_server):  #
     pytest.importorskip("dvc_s3", reason="the DVC S3 plugin is in the team extra: make test-team")
     endpoint, credentials = s3_server
     a, env_a = clone_a
-    remote = [["add", "--local", "-d", "-f", "team", "s3://filterlab/dvc"],
-              ["modify", "--local", "team", "endpointurl", endpoint]]
+    remote = [
+        ["add", "--local", "-d", "-f", "team", "s3://filterlab/dvc"],
+        ["modify", "--local", "team", "endpointurl", endpoint],
+    ]
     second_clone_restores_everything(a, env_a, remote, tmp_path / "b", credentials)
 
 
@@ -80,11 +88,14 @@ def _cache_digest(repo) -> str:
     return digest.hexdigest()
 
 
-@pytest.mark.parametrize("case, words", [
-    ("read-only", "the remote is on a read-only file system"),
-    ("full", "the remote is full"),
-    ("not a folder", "is not a folder"),
-])
+@pytest.mark.parametrize(
+    "case, words",
+    [
+        ("read-only", "the remote is on a read-only file system"),
+        ("full", "the remote is full"),
+        ("not a folder", "is not a folder"),
+    ],
+)
 def test_a_push_to_a_broken_directory_remote_is_one_line_and_leaves_no_temp_files(clone_a, tmp_path, case, words):
     a, env_a = clone_a
     remote = tmp_path / "remote"
@@ -102,8 +113,14 @@ def test_a_push_to_a_broken_directory_remote_is_one_line_and_leaves_no_temp_file
     try:
         sh(["dvc", "remote", "add", "--local", "-f", "team", str(remote)], a, env_a)
         before = _cache_digest(a)
-        pushed = subprocess.run([sys.executable, str(ROOT / ".ci/push_run_cache.py"), "-r", "team"], cwd=a,
-                                env=env_a, capture_output=True, text=True, timeout=600)
+        pushed = subprocess.run(
+            [sys.executable, str(ROOT / ".ci/push_run_cache.py"), "-r", "team"],
+            cwd=a,
+            env=env_a,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert pushed.returncode == 1, pushed.stdout + pushed.stderr
         lines = pushed.stderr.strip().splitlines()
         assert len(lines) == 1 and "Traceback" not in pushed.stderr, pushed.stderr[-3000:]

@@ -36,9 +36,13 @@ def test_make_server_shows_the_password_nowhere(postgres, tmp_path):  # noqa: F8
     log = tmp_path / "server.log"
     env = {**os.environ, "MLFLOW_BACKEND_URI": dsn}
     with open(log, "w") as out:
-        process = subprocess.Popen(["make", "-C", str(ROOT), "server", f"SERVER_PORT={port}",
-                                    f"MLFLOW_ARTIFACTS={tmp_path / 'artifacts'}"], stdout=out,
-                                   stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        process = subprocess.Popen(
+            ["make", "-C", str(ROOT), "server", f"SERVER_PORT={port}", f"MLFLOW_ARTIFACTS={tmp_path / 'artifacts'}"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
     try:
         _wait(f"http://127.0.0.1:{port}/health", process, log, "make server", seconds=240)
         seen = _all_cmdlines()

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from filterlab.core import origin, tracking
+from filterlab.core import run_context, tracking
 from filterlab.core.errors import Terminated
 
 
@@ -48,47 +48,47 @@ def test_repo_root_of_a_queued_experiment_is_the_original_repo(fake_repo, monkey
     # The temp copy is a repo of its own; the database must still be the original's.
     (worker / "dvc.yaml").write_text("stages: {}\n")
     monkeypatch.delenv("DVC_ROOT", raising=False)
-    assert origin.repo_root(worker / "pipeline") == fake_repo
+    assert run_context.repo_root(worker / "pipeline") == fake_repo
     monkeypatch.chdir(worker)
-    assert origin.repo_root() == fake_repo
+    assert run_context.repo_root() == fake_repo
 
 
 def test_repo_root_walks_up_to_dvc_yaml(fake_repo, monkeypatch):
     monkeypatch.delenv("DVC_ROOT", raising=False)
     (fake_repo / "src" / "deep").mkdir(parents=True)
-    assert origin.repo_root(fake_repo / "src" / "deep") == fake_repo
+    assert run_context.repo_root(fake_repo / "src" / "deep") == fake_repo
 
 
 def test_tracking_uri_defaults_to_absolute_sqlite_in_repo_root(fake_repo, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("DVC_ROOT", raising=False)
     monkeypatch.chdir(fake_repo)
-    uri = origin.tracking_uri()
+    uri = run_context.tracking_uri()
     assert uri == f"sqlite:///{fake_repo.resolve() / 'mlflow.db'}"
     assert Path(uri.removeprefix("sqlite:///")).is_absolute()
 
 
 def test_tracking_uri_environment_overrides(monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
-    assert origin.tracking_uri() == "http://127.0.0.1:5999"
+    assert run_context.tracking_uri() == "http://127.0.0.1:5999"
 
 
 def test_sweep_id_comes_from_environment_or_is_manual(monkeypatch):
-    monkeypatch.setenv(origin.SWEEP_ENV, "sweep-42")
-    assert origin.sweep_id() == "sweep-42"
-    monkeypatch.delenv(origin.SWEEP_ENV)
-    assert origin.sweep_id().startswith("manual-")  # pytest is not started by dvc
+    monkeypatch.setenv(run_context.SWEEP_ENV, "sweep-42")
+    assert run_context.sweep_id() == "sweep-42"
+    monkeypatch.delenv(run_context.SWEEP_ENV)
+    assert run_context.sweep_id().startswith("manual-")  # pytest is not started by dvc
 
 
 def test_artifact_root_sits_beside_a_sqlite_database():
-    assert origin.artifact_root("sqlite:////data/x/mlflow.db", "train") == "file:///data/x/mlartifacts/train"
-    assert origin.artifact_root("http://127.0.0.1:5000", "train") is None
+    assert run_context.artifact_root("sqlite:////data/x/mlflow.db", "train") == "file:///data/x/mlartifacts/train"
+    assert run_context.artifact_root("http://127.0.0.1:5000", "train") is None
 
 
 def _run(run_id):
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=origin.tracking_uri()).get_run(run_id)
+    return MlflowClient(tracking_uri=run_context.tracking_uri()).get_run(run_id)
 
 
 def test_finished_run_has_params_tags_metrics_and_artifacts(mlflow_uri, tmp_path, monkeypatch):
@@ -104,7 +104,7 @@ def test_finished_run_has_params_tags_metrics_and_artifacts(mlflow_uri, tmp_path
     assert record.info.status == "FINISHED" and record.info.run_name == "run-a (exp-test)"
     assert record.data.params == {"epochs": "3"}
     tags = record.data.tags
-    assert tags[origin.SWEEP_TAG] == "test-sweep"
+    assert tags[run_context.SWEEP_TAG] == "test-sweep"
     assert tags["data.source"] == "bundled" and tags["dvc.exp_name"] == "exp-test"
     assert record.data.metrics == {"loss": 0.25, "accuracy": 0.9}
     from mlflow.tracking import MlflowClient
@@ -284,20 +284,23 @@ def test_disk_full_while_logging_is_one_line_naming_the_store(mlflow_uri, monkey
 def test_a_run_left_running_by_kill_9_is_marked_killed_by_the_next_run(mlflow_uri, capsys):
     from mlflow.tracking import MlflowClient
 
-    from filterlab.core import lifeline
+    from filterlab.core import parent_death
 
-    code = ("import os, signal\nfrom filterlab.core import tracking\n"
-            "with tracking.start_run('unit', 'f8_k3_s1') as run:\n"
-            "    print(run.run_id, flush=True)\n    os.kill(os.getpid(), signal.SIGKILL)\n")
-    killed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                            env={**os.environ})
+    code = (
+        "import os, signal\nfrom filterlab.core import tracking\n"
+        "with tracking.start_run('unit', 'f8_k3_s1') as run:\n"
+        "    print(run.run_id, flush=True)\n    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    killed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env={**os.environ}
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     dead_id = killed.stdout.split()[0]
     assert _run(dead_id).info.status == "RUNNING"
     client = MlflowClient(mlflow_uri)
     # A live process's run of the same name (this test process) and another variant's dead run stay RUNNING.
     experiment = client.get_experiment_by_name("unit").experiment_id
-    live = client.create_run(experiment, tags={tracking.RUN_TAG: "f8_k3_s1", **lifeline.identity()})
+    live = client.create_run(experiment, tags={tracking.RUN_TAG: "f8_k3_s1", **parent_death.identity()})
     other = client.create_run(experiment, tags={**_run(dead_id).data.tags, tracking.RUN_TAG: "f8_k3_s2"})
     with tracking.start_run("unit", "f8_k3_s1") as run:
         pass
@@ -315,8 +318,10 @@ def test_a_store_with_runs_at_another_schema_is_left_alone_with_one_line(mlflow_
     with sqlite3.connect(db_path) as db:
         db.execute("update alembic_version set version_num = '0584bdc529eb'")  # an older MLflow's schema
     # A fresh process, as a stage is: this one's MLflow has the store open and cached.
-    code = ("import sys\nfrom filterlab.core import stage, tracking\n"
-            "sys.exit(stage.run(lambda: tracking.ensure_database(sys.argv[1])))\n")
+    code = (
+        "import sys\nfrom filterlab.core import stage, tracking\n"
+        "sys.exit(stage.run(lambda: tracking.ensure_database(sys.argv[1])))\n"
+    )
     result = subprocess.run([sys.executable, "-c", code, mlflow_uri], capture_output=True, text=True, timeout=300)
     ours = [line for line in result.stderr.splitlines() if "mlflow.store" not in line]
     assert result.returncode == 1 and len(ours) == 1, result.stderr[-3000:]

@@ -16,9 +16,15 @@ from conftest import load_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGE = ROOT / "pipeline" / "train.py"
-TRAIN = {"train.grid": {"filters": [4, 8], "kernel_size": [5], "stride": [2]}, "train.epochs": 2,
-         "train.batch_size": 50, "train.learning_rate": 0.01, "train.block2_filters": 8, "train.dropout": 0.2,
-         "train.threads": 2}
+TRAIN = {
+    "train.grid": {"filters": [4, 8], "kernel_size": [5], "stride": [2]},
+    "train.epochs": 2,
+    "train.batch_size": 50,
+    "train.learning_rate": 0.01,
+    "train.block2_filters": 8,
+    "train.dropout": 0.2,
+    "train.threads": 2,
+}
 
 
 def tiny_npz_labels(path: Path) -> np.ndarray:
@@ -29,18 +35,30 @@ def tiny_npz_labels(path: Path) -> np.ndarray:
 def stage_args(tmp_path: Path, params: Path, data: Path, filters: int = 4) -> list[str]:
     variant = f"f{filters}_k5_s2"
     return [
-        "--params", str(params), "--data", str(data), "--filters", str(filters), "--kernel-size", "5", "--stride", "2",
-        "--model-dir", str(tmp_path / "models" / variant),
-        "--metrics", str(tmp_path / "reports" / "metrics" / "train" / f"{variant}.json"),
-        "--details", str(tmp_path / "reports" / "details" / "train" / f"{variant}.json"),
-        "--history", str(tmp_path / "reports" / "plots" / "train" / f"{variant}.csv"),
+        "--params",
+        str(params),
+        "--data",
+        str(data),
+        "--filter-count",
+        str(filters),
+        "--kernel-size",
+        "5",
+        "--stride",
+        "2",
+        "--model-dir",
+        str(tmp_path / "models" / variant),
+        "--metrics",
+        str(tmp_path / "reports" / "metrics" / "train" / f"{variant}.json"),
+        "--details",
+        str(tmp_path / "reports" / "details" / "train" / f"{variant}.json"),
+        "--history",
+        str(tmp_path / "reports" / "plots" / "train" / f"{variant}.csv"),
     ]
 
 
-
-
-def test_stage_writes_declared_outputs_and_one_finished_run(tmp_path, tiny_npz, mlflow_uri, capsys, monkeypatch,
-                                                            params_file):
+def test_stage_writes_declared_outputs_and_one_finished_run(
+    tmp_path, tiny_npz, mlflow_uri, capsys, monkeypatch, params_file
+):
     import keras
     from mlflow.tracking import MlflowClient
 
@@ -74,23 +92,41 @@ def test_stage_writes_declared_outputs_and_one_finished_run(tmp_path, tiny_npz, 
     assert details["best_val_accuracy"] == pytest.approx(max(float(row["val_accuracy"]) for row in rows), abs=1e-6)
 
     # run.json names the variant only: nothing run-specific, so a forced re-run writes the same bytes.
-    assert json.loads((model_dir / "run.json").read_text()) == {"variant": "f4_k5_s2", "filters": 4, "kernel_size": 5,
-                                                                 "stride": 2}
+    assert json.loads((model_dir / "run.json").read_text()) == {
+        "variant": "f4_k5_s2",
+        "filters": 4,
+        "kernel_size": 5,
+        "stride": 2,
+    }
     client = MlflowClient(tracking_uri=mlflow_uri)
     (run,) = client.search_runs([client.get_experiment_by_name("train").experiment_id])
     assert run.info.status == "FINISHED" and run.info.run_name == "f4_k5_s2 (test-sweep)"
     assert run.data.tags[tracking.FILTERS_TAG] == artifacts.file_sha256(model_dir / "filters.npz")
     seed = str(yaml.safe_load((ROOT / "params.yaml").read_text())["seed"])
-    assert run.data.params == {"filters": "4", "kernel_size": "5", "stride": "2", "epochs": "2", "batch_size": "50",
-                               "learning_rate": "0.01", "block2_filters": "8", "dropout": "0.2", "threads": "2",
-                               "seeds": "1", "seed": seed}
+    assert run.data.params == {
+        "filters": "4",
+        "kernel_size": "5",
+        "stride": "2",
+        "epochs": "2",
+        "batch_size": "50",
+        "learning_rate": "0.01",
+        "block2_filters": "8",
+        "dropout": "0.2",
+        "threads": "2",
+        "seeds": "1",
+        "seed": seed,
+    }
     assert run.data.tags["data.source"] == "bundled" and run.data.tags["data.sha256"] == "0" * 64
     assert run.data.metrics["test_accuracy"] == pytest.approx(metrics["accuracy"], abs=1e-6)
     history = client.get_metric_history(run.info.run_id, "val_accuracy")
-    assert [(m.step, m.value) for m in history] == [(int(r["epoch"]), pytest.approx(float(r["val_accuracy"])))
-                                                    for r in rows]
-    assert {artifact.path for artifact in client.list_artifacts(run.info.run_id)} == {"model.keras", "filters.npz",
-                                                                                     "run.json"}
+    assert [(m.step, m.value) for m in history] == [
+        (int(r["epoch"]), pytest.approx(float(r["val_accuracy"]))) for r in rows
+    ]
+    assert {artifact.path for artifact in client.list_artifacts(run.info.run_id)} == {
+        "model.keras",
+        "filters.npz",
+        "run.json",
+    }
 
     lines = capsys.readouterr().out.splitlines()
     epoch_lines = [line for line in lines if " epoch " in line]
@@ -99,16 +135,18 @@ def test_stage_writes_declared_outputs_and_one_finished_run(tmp_path, tiny_npz, 
     assert len(lines) <= 4  # no per-batch progress
 
 
-def test_seed_replicates_add_mean_and_spread_and_keep_the_first_seed(tmp_path, tiny_npz, mlflow_uri, params_file,
-                                                                    monkeypatch):
+def test_seed_replicates_add_mean_and_spread_and_keep_the_first_seed(
+    tmp_path, tiny_npz, mlflow_uri, params_file, monkeypatch
+):
     from mlflow.tracking import MlflowClient
 
     monkeypatch.chdir(tmp_path)
     one, three = tmp_path / "one", tmp_path / "three"
     assert load_stage("train").main(stage_args(one, params_file(TRAIN), tiny_npz)) == 0
     assert load_stage("train").main(stage_args(three, params_file({**TRAIN, "train.seeds": 3}), tiny_npz)) == 0
-    single, replicated = (json.loads((root / "reports/metrics/train/f4_k5_s2.json").read_text())
-                          for root in (one, three))
+    single, replicated = (
+        json.loads((root / "reports/metrics/train/f4_k5_s2.json").read_text()) for root in (one, three)
+    )
     # The first seed is the saved model: its numbers and files do not depend on how many replicates follow.
     assert replicated["accuracy"] == single["accuracy"] and replicated["loss"] == single["loss"]
     assert (one / "models/f4_k5_s2/filters.npz").read_bytes() == (three / "models/f4_k5_s2/filters.npz").read_bytes()
@@ -125,12 +163,13 @@ def test_seed_replicates_add_mean_and_spread_and_keep_the_first_seed(tmp_path, t
     ("train", "filters", "expected"),
     [
         ({"train.grid": {"filters": [4], "kernel_size": [5, 27], "stride": [2]}}, 4, "train.grid: kernel_size 27"),
-        ({}, 16, "train.grid.filters: 16 (from --filters) is not in [4, 8]"),
+        ({}, 16, "train.grid.filters: 16 (from --filter-count) is not in [4, 8]"),
         ({"train.epochs": 0}, 4, "train.epochs: 0 is out of range"),
     ],
 )
-def test_bad_params_fail_in_one_line_before_any_work(tmp_path, tiny_npz, params_file, capsys, monkeypatch, train,
-                                                     filters, expected):
+def test_bad_params_fail_in_one_line_before_any_work(
+    tmp_path, tiny_npz, params_file, capsys, monkeypatch, train, filters, expected
+):
     monkeypatch.chdir(tmp_path)
     assert load_stage("train").main(stage_args(tmp_path, params_file(TRAIN | train), tiny_npz, filters)) == 2
     err = capsys.readouterr().err
@@ -157,8 +196,9 @@ def test_signal_mid_training_marks_run_killed(tmp_path, tiny_npz, mlflow_uri, pa
 
     args = stage_args(tmp_path, params_file(TRAIN | {"train.epochs": 1000}), tiny_npz)
     stderr = open(tmp_path / "stderr.txt", "w+")
-    process = subprocess.Popen([sys.executable, str(STAGE), *args], cwd=tmp_path, stdout=subprocess.PIPE,
-                               stderr=stderr, text=True)
+    process = subprocess.Popen(
+        [sys.executable, str(STAGE), *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=stderr, text=True
+    )
     try:
         first = process.stdout.readline()  # the first epoch line: the run is open and training
         assert first.startswith("f4_k5_s2 epoch 1/1000:"), (first, (tmp_path / "stderr.txt").read_text()[-2000:])

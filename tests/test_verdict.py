@@ -5,14 +5,14 @@ import json
 import pytest
 
 from conftest import GRID, ROOT, loaded_metrics, make_reports
-from filterlab.report import content, verdict
+from filterlab.report import collected, verdict
 
 
 def _verdict(tmp_path):
     metrics, details, _ = make_reports(tmp_path)
     loaded = loaded_metrics(details)
-    results = content.collect("t", GRID, loaded_metrics(metrics), loaded)
-    return verdict.compute(results, content.correct_answers(GRID, loaded))
+    results = collected.collect("t", GRID, loaded_metrics(metrics), loaded)
+    return verdict.compute(results, collected.correct_answers(GRID, loaded))
 
 
 def test_each_kernel_size_gets_its_numbers_and_paired_tests(tmp_path):
@@ -20,9 +20,15 @@ def test_each_kernel_size_gets_its_numbers_and_paired_tests(tmp_path):
     assert list(summary["kernel_sizes"]) == ["3", "7"] and summary["test_digits"] == 500
     three, seven = summary["kernel_sizes"]["3"], summary["kernel_sizes"]["7"]
     assert three["best"]["name"] == "f4_k3_s1" and three["variants"] == 2
-    assert three["similarity"] == {"comparable_variants": 2, "init": 0.3, "learned": 0.6, "chance": 0.4,
-                                   "effect_size": [2.0, 2.0], "above_chance_p95": 0.75,
-                                   "nearest": [["sobel_x", 1.0]]}
+    assert three["similarity"] == {
+        "comparable_variants": 2,
+        "init": 0.3,
+        "learned": 0.6,
+        "chance": 0.4,
+        "effect_size": [2.0, 2.0],
+        "above_chance_p95": 0.75,
+        "nearest": [["sobel_x", 1.0]],
+    }
     # 91% against the bank's 93% on the same 500 digits: the bank is right on 10 more, p = 2 / 2**10.
     assert three["vs_bank"]["name"] == "bank" and three["vs_bank"]["p_value"] == pytest.approx(2 / 2**10)
     assert three["vs_family"]["name"] == "family:sobel"
@@ -38,9 +44,16 @@ def test_the_sentences_state_a_verdict_with_numbers_and_chance(tmp_path):
     assert "beats the frozen classic bank" in seven  # 97% against 93%: 20 digits, all one way
 
 
-@pytest.mark.parametrize("effects, words", [([2.5, 3.0], "yes, clearly"), ([0.7, 0.9], "only slightly"),
-                                            ([0.1, 0.3], "no: no closer"), ([0.2, 0.8], "barely"),
-                                            ([0.3, 4.0], "clearly in some variants, not in others")])
+@pytest.mark.parametrize(
+    "effects, words",
+    [
+        ([2.5, 3.0], "yes, clearly"),
+        ([0.7, 0.9], "only slightly"),
+        ([0.1, 0.3], "no: no closer"),
+        ([0.2, 0.8], "barely"),
+        ([0.3, 4.0], "clearly in some variants, not in others"),
+    ],
+)
 def test_the_shift_verdict_follows_the_effect_size(tmp_path, effects, words):
     summary = _verdict(tmp_path)
     summary["kernel_sizes"]["3"]["similarity"]["effect_size"] = effects

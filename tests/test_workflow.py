@@ -54,8 +54,16 @@ def test_workflow_tests_then_reproduces_then_reports_what_moved():
     workflow = yaml.safe_load(WORKFLOW.read_text())
     triggers = workflow[True]  # YAML 1.1 reads the bare key `on` as true
     for event in ("push", "pull_request"):
-        assert {"params.yaml", "dvc.yaml", "pipeline/**", "src/**", "tests/**", "Makefile", "pyproject.toml",
-                ".ci/**"} <= set(triggers[event]["paths"])
+        assert {
+            "params.yaml",
+            "dvc.yaml",
+            "pipeline/**",
+            "src/**",
+            "tests/**",
+            "Makefile",
+            "pyproject.toml",
+            ".ci/**",
+        } <= set(triggers[event]["paths"])
     assert workflow["permissions"]["pull-requests"] == "write"
     (job,) = workflow["jobs"].values()
     steps = job["steps"]

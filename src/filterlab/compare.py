@@ -22,7 +22,7 @@ from typing import Any
 from filterlab.config.params import load_section, read_params
 from filterlab.config.sections import TrainParams
 from filterlab.core.errors import DataError, FilterlabError
-from filterlab.report import content, verdict
+from filterlab.report import collected, verdict
 
 WIDTH = 120
 # Every cell has a bounded width (names like f512_k28_s28, p-values in one significant digit), so a row stays
@@ -43,28 +43,37 @@ def read_tree(folder: Path) -> dict[str, Any]:
 
 def resolve(revision: str, repo: Path) -> str:
     """A commit for `revision`: anything git names, or a DVC experiment's name (refs/exps/.../<name>)."""
-    found = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"], cwd=repo,
-                           capture_output=True, text=True)
+    found = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"], cwd=repo, capture_output=True, text=True
+    )
     if found.returncode == 0:
         return found.stdout.strip()
-    refs = subprocess.run(["git", "for-each-ref", "--format=%(refname) %(objectname)", "refs/exps"], cwd=repo,
-                          capture_output=True, text=True).stdout.split("\n")
+    refs = subprocess.run(
+        ["git", "for-each-ref", "--format=%(refname) %(objectname)", "refs/exps"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+    ).stdout.split("\n")
     matches = [line.split()[1] for line in refs if line and line.split()[0].rsplit("/", 1)[-1] == revision]
     if len(matches) != 1:
-        raise DataError(f"{revision}: {'names several experiments' if matches else 'no such revision or experiment'}"
-                        "; try `git log --oneline` or `dvc exp list`")
+        raise DataError(
+            f"{revision}: {'names several experiments' if matches else 'no such revision or experiment'}"
+            "; try `git log --oneline` or `dvc exp list`"
+        )
     return matches[0]
 
 
 def accuracy_at(commit: str, repo: Path) -> dict[str, float]:
     """Every variant's committed test accuracy at `commit`, by name."""
-    listed = subprocess.run(["git", "ls-tree", "--name-only", f"{commit}:reports/metrics/train"], cwd=repo,
-                            capture_output=True, text=True)
+    listed = subprocess.run(
+        ["git", "ls-tree", "--name-only", f"{commit}:reports/metrics/train"], cwd=repo, capture_output=True, text=True
+    )
     names = [line.removesuffix(".json") for line in listed.stdout.split() if line.endswith(".json")]
     accuracies = {}
     for name in names:
-        shown = subprocess.run(["git", "show", f"{commit}:reports/metrics/train/{name}.json"], cwd=repo,
-                               capture_output=True, text=True)
+        shown = subprocess.run(
+            ["git", "show", f"{commit}:reports/metrics/train/{name}.json"], cwd=repo, capture_output=True, text=True
+        )
         if shown.returncode == 0:
             try:
                 accuracies[name] = float(json.loads(shown.stdout)["accuracy"])
@@ -73,7 +82,7 @@ def accuracy_at(commit: str, repo: Path) -> dict[str, float]:
     return accuracies
 
 
-def _versus(variant: content.Variant, best: str) -> str:
+def _versus(variant: collected.Variant, best: str) -> str:
     if variant.name == best:
         return "best"
     if variant.tied_with_best is None:
@@ -81,7 +90,7 @@ def _versus(variant: content.Variant, best: str) -> str:
     return f"{'tied' if variant.tied_with_best else 'below'} p={variant.p_value:.1g}"
 
 
-def rows(results: content.Results, before: Mapping[str, float] | None) -> list[tuple[str, ...]]:
+def rows(results: collected.Results, before: Mapping[str, float] | None) -> list[tuple[str, ...]]:
     """One row per variant, best test accuracy first (the order `collect` gives)."""
     table = []
     for v in results.variants:
@@ -92,8 +101,16 @@ def rows(results: content.Results, before: Mapping[str, float] | None) -> list[t
             change = f"{100 * (v.test_accuracy - before[v.name]):+.2f}"
         else:
             change = "new"
-        table.append((v.name, content.pct(v.test_accuracy), content.interval(v), _versus(v, results.best.name),
-                      similarity, change))
+        table.append(
+            (
+                v.name,
+                collected.pct(v.test_accuracy),
+                collected.interval(v),
+                _versus(v, results.best.name),
+                similarity,
+                change,
+            )
+        )
     return table
 
 
@@ -103,8 +120,12 @@ def render(table: Sequence[tuple[str, ...]], against: str | None) -> str:
         headers = (*headers[:-1], f"Δ vs {against[:12]}")
     cells = [tuple(headers)] + [row[: len(headers)] for row in table]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                       for i, (cell, w) in enumerate(zip(row, widths, strict=True))) for row in cells]
+    lines = [
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in cells
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines = [line.rstrip() for line in lines]
     if max(map(len, lines)) > WIDTH:
@@ -114,8 +135,9 @@ def render(table: Sequence[tuple[str, ...]], against: str | None) -> str:
 
 def compare(repo: Path, revision: str | None) -> str:
     train = load_section(read_params(repo / "params.yaml"), "train", TrainParams)
-    results = content.collect("compare", train.grid, read_tree(repo / "reports" / "metrics"),
-                              read_tree(repo / "reports" / "details"))
+    results = collected.collect(
+        "compare", train.grid, read_tree(repo / "reports" / "metrics"), read_tree(repo / "reports" / "details")
+    )
     before = None
     if revision is not None:
         before = accuracy_at(resolve(revision, repo), repo)
@@ -127,8 +149,10 @@ def compare(repo: Path, revision: str | None) -> str:
     answer = repo / "reports" / "verdict.json"
     if answer.is_file():
         out.append("")
-        out += [textwrap.fill(line, WIDTH, subsequent_indent="  ") for line in
-                verdict.lines(json.loads(answer.read_text(encoding="utf-8")))]
+        out += [
+            textwrap.fill(line, WIDTH, subsequent_indent="  ")
+            for line in verdict.lines(json.loads(answer.read_text(encoding="utf-8")))
+        ]
     return "\n".join(out)
 
 

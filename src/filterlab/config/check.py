@@ -52,8 +52,11 @@ def check_all(params: Mapping[str, Any]) -> None:
     check_peak_probe(loaded["probes"].peak, available_memory())
     variants = len(loaded["train"].grid.variants())
     if variants > LARGE_GRID:
-        print(f"WARNING: train.grid has {variants} variants (more than {LARGE_GRID}): one machine trains them one "
-              "after another; see the README on running the grid on many machines", file=sys.stderr)
+        print(
+            f"WARNING: train.grid has {variants} variants (more than {LARGE_GRID}): one machine trains them one "
+            "after another; see the README on running the grid on many machines",
+            file=sys.stderr,
+        )
 
 
 def check_colormap(name: str) -> None:
@@ -82,14 +85,20 @@ def check_peak_probe(peak: sections.PeakProbe, memory: int) -> None:
     need = probe.batch_bytes(peak.n_sequences, peak.sequence_length)
     if need > memory // 2:
         fits = max(1, (memory // 2) // probe.batch_bytes(1, peak.sequence_length))
-        raise ParamError("probes.peak.n_sequences", f"{peak.n_sequences} sequences of length {peak.sequence_length} "
-                         f"need about {need / 2**30:.1f} GiB at once, over half of the {memory / 2**30:.1f} GiB "
-                         f"available: at most {fits:,} here")
+        raise ParamError(
+            "probes.peak.n_sequences",
+            f"{peak.n_sequences} sequences of length {peak.sequence_length} "
+            f"need about {need / 2**30:.1f} GiB at once, over half of the {memory / 2**30:.1f} GiB "
+            f"available: at most {fits:,} here",
+        )
     share = probe.share_without_peak(peak.sequence_length, peak.margin)
     if share < 1 / (8 * probe.MAX_BATCHES):
-        raise ParamError("probes.peak.sequence_length", f"{peak.sequence_length}: only {100 * share:.2f}% of random "
-                         f"sequences this long lack a peak above margin {peak.margin}, too few to balance the "
-                         "classes; use a shorter length (28 or less at the default margin)")
+        raise ParamError(
+            "probes.peak.sequence_length",
+            f"{peak.sequence_length}: only {100 * share:.2f}% of random "
+            f"sequences this long lack a peak above margin {peak.margin}, too few to balance the "
+            "classes; use a shorter length (28 or less at the default margin)",
+        )
 
 
 def _fields(cls: type) -> str:

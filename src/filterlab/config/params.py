@@ -1,7 +1,7 @@
 """Validated parameters: reads `params.yaml`, returns frozen dataclasses; writes nothing.
 
 Each stage owns one top-level section of params.yaml (plus the shared `seed`) and a
-frozen dataclass in `filterlab.sections`. Loading checks, before any work is done:
+frozen dataclass in `filterlab.config.sections`. Loading checks, before any work is done:
 duplicate keys, unknown keys, missing keys, wrong types and out-of-range values, and raises
 `ParamError` naming the dotted key and what is allowed.
 """
@@ -30,7 +30,7 @@ class _StrictLoader(yaml.SafeLoader):
     """safe_load that refuses a key given twice in one mapping: DVC refuses such a file, and
     PyYAML alone would silently keep the last value, so stage and DVC would disagree."""
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
         for key_node, _value in node.value:
             key = self.construct_object(key_node, deep=True)
@@ -41,7 +41,8 @@ class _StrictLoader(yaml.SafeLoader):
                 continue
             if repeated:
                 raise ParamError.in_file(
-                    self.name, f"line {line}: duplicate key {key!r} (first given on line {seen[key]})")
+                    self.name, f"line {line}: duplicate key {key!r} (first given on line {seen[key]})"
+                )
             seen[key] = line
         return super().construct_mapping(node, deep=deep)
 
@@ -61,7 +62,7 @@ def parse_params(text: str, name: str = "params.yaml") -> Any:
         loader.dispose()
 
 
-def read_params(path: str | os.PathLike = "params.yaml") -> dict[str, Any]:
+def read_params(path: str | os.PathLike[str] = "params.yaml") -> dict[str, Any]:
     """The whole params file as a mapping; any file that is not one is a one-line ParamError."""
     name = str(path)
     try:
@@ -87,7 +88,8 @@ def load_seed(params: Mapping[str, Any]) -> int:
     """The one seed every stage derives its randomness from."""
     if "seed" not in params:
         raise ParamError("seed", f"missing; expected an integer in [0, {SEED_MAX}]")
-    return _convert("seed", params["seed"], int, f"an integer in [0, {SEED_MAX}]", lambda v: 0 <= v <= SEED_MAX)
+    seed: int = _convert("seed", params["seed"], int, f"an integer in [0, {SEED_MAX}]", lambda v: 0 <= v <= SEED_MAX)
+    return seed
 
 
 T = typing.TypeVar("T")
@@ -100,8 +102,12 @@ def load_section(params: Mapping[str, Any], name: str, cls: type[T]) -> T:
     return _build(name, params[name], cls)
 
 
+def _fields(cls: type) -> tuple[dataclasses.Field[Any], ...]:
+    return dataclasses.fields(cls)
+
+
 def _field_names(cls: type) -> list[str]:
-    return [field.name for field in dataclasses.fields(cls)]
+    return [field.name for field in _fields(cls)]
 
 
 def _build(prefix: str, data: Any, cls: type[T]) -> T:
@@ -113,7 +119,7 @@ def _build(prefix: str, data: Any, cls: type[T]) -> T:
         raise ParamError(f"{prefix}.{unknown[0]}", f"unknown key; allowed keys: {', '.join(names)}")
     hints = typing.get_type_hints(cls)
     values = {}
-    for field in dataclasses.fields(cls):
+    for field in _fields(cls):
         key = f"{prefix}.{field.name}"
         allowed = field.metadata.get("allowed") or _describe(hints[field.name])
         if field.name not in data:
@@ -137,7 +143,7 @@ def _coerce(key: str, value: Any, hint: Any, allowed: str) -> Any:
     origin = typing.get_origin(hint)
     wrong = ParamError(key, f"{value!r} has the wrong type; allowed: {allowed}")
     if dataclasses.is_dataclass(hint):
-        return _build(key, value, hint)
+        return _build(key, value, typing.cast(type, hint))
     if origin is Literal:
         if value not in typing.get_args(hint) or isinstance(value, bool):
             raise ParamError(key, f"{value!r} is not allowed; allowed: {allowed}")
@@ -192,4 +198,4 @@ def load_numerics(params: Mapping[str, Any]) -> str:
     value = params["numerics"]
     if value not in NUMERICS or isinstance(value, bool):
         raise ParamError("numerics", f"{value!r} is not allowed; allowed: {allowed}")
-    return value
+    return str(value)

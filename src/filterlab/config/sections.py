@@ -6,6 +6,7 @@ checked against the bank by the stages that use them (`filterlab.kernels.bank.se
 so that this module, which every stage imports, does not depend on the bank.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -14,10 +15,8 @@ from filterlab.config.params import spec
 from filterlab.core.errors import ParamError
 
 
-def _positive_ints(upper: int):
+def _positive_ints(upper: int) -> Callable[[tuple[int, ...]], bool]:
     return lambda values: len(values) > 0 and len(set(values)) == len(values) and all(1 <= v <= upper for v in values)
-
-
 
 
 @dataclass(frozen=True)

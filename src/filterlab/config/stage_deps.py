@@ -79,16 +79,19 @@ def update(dvc_yaml: str, root: Path) -> str:
         out.append(line)
         if entry and line.strip() == f"- {entry}":
             indent = line[: len(line) - len(line.lstrip())]
-            out += [f"{indent}- {module.relative_to(root).as_posix()}"
-                    for module in transitive_imports(root / entry, root / "src")]
+            out += [
+                f"{indent}- {module.relative_to(root).as_posix()}"
+                for module in transitive_imports(root / entry, root / "src")
+            ]
     return "\n".join(out) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args:
-        print("usage: python -m filterlab.config.stage_deps pipeline/<stage>.py ... | --update dvc.yaml",
-              file=sys.stderr)
+        print(
+            "usage: python -m filterlab.config.stage_deps pipeline/<stage>.py ... | --update dvc.yaml", file=sys.stderr
+        )
         return 2
     root = Path.cwd()
     if args[0] == "--update":

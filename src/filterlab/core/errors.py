@@ -1,12 +1,13 @@
 """Exceptions that stages turn into one-line messages; reads and writes nothing.
 
 Anything a user can cause (a bad parameter, a corrupt file, an unreachable mirror)
-raises one of these, so `filterlab.stage.run` can print it without a traceback.
+raises one of these, so `filterlab.core.stage.run` can print it without a traceback.
 """
 
 import errno
 import os
 import signal
+from collections.abc import Iterator
 
 
 class FilterlabError(Exception):
@@ -42,13 +43,14 @@ class TrackingError(FilterlabError):
 class DiskFull(FilterlabError):
     """A write failed for lack of space (ENOSPC, EDQUOT): names the path that filled."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike[str]):
         self.path = str(path)
-        super().__init__(f"{path}: no space left on the device; free some space and re-run "
-                         "(the previous outputs are kept)")
+        super().__init__(
+            f"{path}: no space left on the device; free some space and re-run (the previous outputs are kept)"
+        )
 
 
-def _chain(error: BaseException | None):
+def _chain(error: BaseException | None) -> Iterator[BaseException]:
     """`error`, then what caused it, and so on (each exception once, however the chain loops)."""
     seen = set()
     while error is not None and id(error) not in seen:
@@ -59,8 +61,11 @@ def _chain(error: BaseException | None):
 
 def is_disk_full(error: BaseException) -> bool:
     """True for ENOSPC/EDQUOT, and for sqlite's "database or disk is full" however it is wrapped."""
-    return any((isinstance(link, OSError) and link.errno in (errno.ENOSPC, errno.EDQUOT))
-               or "database or disk is full" in str(link) for link in _chain(error))
+    return any(
+        (isinstance(link, OSError) and link.errno in (errno.ENOSPC, errno.EDQUOT))
+        or "database or disk is full" in str(link)
+        for link in _chain(error)
+    )
 
 
 def filled_path(error: BaseException) -> str | None:

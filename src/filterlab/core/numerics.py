@@ -15,19 +15,51 @@ environment as it is: each CPU's fastest kernels, numbers that differ between CP
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from filterlab.core.errors import FilterlabError
 
 MODES = ("avx2", "native")
 # oneDNN's ISA names from oldest to newest (its docs: ONEDNN_MAX_CPU_ISA); the cap is the one before AVX2's successors.
-ONEDNN_ISAS = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI",
-               "AVX512_CORE_BF16", "AVX10_1_512", "AVX512_CORE_FP16", "AVX10_1_512_AMX", "AVX512_CORE_AMX",
-               "AVX10_1_512_AMX_FP16", "AVX512_CORE_AMX_FP16", "DEFAULT", "ALL")
+ONEDNN_ISAS = (
+    "SSE41",
+    "AVX",
+    "AVX2",
+    "AVX2_VNNI",
+    "AVX2_VNNI_2",
+    "AVX512_CORE",
+    "AVX512_CORE_VNNI",
+    "AVX512_CORE_BF16",
+    "AVX10_1_512",
+    "AVX512_CORE_FP16",
+    "AVX10_1_512_AMX",
+    "AVX512_CORE_AMX",
+    "AVX10_1_512_AMX_FP16",
+    "AVX512_CORE_AMX_FP16",
+    "DEFAULT",
+    "ALL",
+)
 ONEDNN_PIN = "AVX2"
 # OpenBLAS core types older than Haswell: an environment naming one of them imitates a CPU the pin cannot serve.
-OPENBLAS_OLDER = {"PRESCOTT", "CORE2", "PENRYN", "DUNNINGTON", "NEHALEM", "ATOM", "BOBCAT", "OPTERON", "BARCELONA",
-                  "SANDYBRIDGE", "BULLDOZER", "PILEDRIVER", "STEAMROLLER", "EXCAVATOR", "KATMAI", "COPPERMINE"}
+OPENBLAS_OLDER = {
+    "PRESCOTT",
+    "CORE2",
+    "PENRYN",
+    "DUNNINGTON",
+    "NEHALEM",
+    "ATOM",
+    "BOBCAT",
+    "OPTERON",
+    "BARCELONA",
+    "SANDYBRIDGE",
+    "BULLDOZER",
+    "PILEDRIVER",
+    "STEAMROLLER",
+    "EXCAVATOR",
+    "KATMAI",
+    "COPPERMINE",
+}
 PINNED_ENV = {
     "ONEDNN_MAX_CPU_ISA": ONEDNN_PIN,
     "OPENBLAS_CORETYPE": "Haswell",
@@ -52,22 +84,25 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str] | None:
     return None
 
 
-def check_pinnable(env: os._Environ | dict, flags: set[str] | None) -> None:
+def check_pinnable(env: Mapping[str, str], flags: set[str] | None) -> None:
     """FilterlabError when this machine, or the caps already in `env`, sit below the pin."""
     if flags is not None and not {"avx2", "fma"} <= flags:
-        raise FilterlabError("numerics: 'avx2' needs a CPU with AVX2 and FMA, which this one lacks; "
-                             "set numerics: native")
+        raise FilterlabError(
+            "numerics: 'avx2' needs a CPU with AVX2 and FMA, which this one lacks; set numerics: native"
+        )
     cap = env.get("ONEDNN_MAX_CPU_ISA", "").upper()
     if cap and cap in ONEDNN_ISAS and ONEDNN_ISAS.index(cap) < ONEDNN_ISAS.index(ONEDNN_PIN):
-        raise FilterlabError(f"numerics: ONEDNN_MAX_CPU_ISA={cap} is below the pinned AVX2; unset it "
-                             "or set numerics: native")
+        raise FilterlabError(
+            f"numerics: ONEDNN_MAX_CPU_ISA={cap} is below the pinned AVX2; unset it or set numerics: native"
+        )
     core = env.get("OPENBLAS_CORETYPE", "").upper()
     if core in OPENBLAS_OLDER:
-        raise FilterlabError(f"numerics: OPENBLAS_CORETYPE={core} is older than the pinned Haswell; unset it "
-                             "or set numerics: native")
+        raise FilterlabError(
+            f"numerics: OPENBLAS_CORETYPE={core} is older than the pinned Haswell; unset it or set numerics: native"
+        )
 
 
-def is_pinned(mode: str, env: os._Environ | dict = os.environ) -> bool:
+def is_pinned(mode: str, env: Mapping[str, str] = os.environ) -> bool:
     return mode == "native" or all(env.get(name) == value for name, value in PINNED_ENV.items())
 
 

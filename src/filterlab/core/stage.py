@@ -4,7 +4,7 @@ Every stage module exposes `main(argv) -> int` and runs its work inside `run`, w
 turns our own errors into one line on stderr and an exit code, so DVC logs show the
 cause and not a traceback, and tests call stages in-process the same way DVC does.
 Under `entry` (how DVC runs a stage) SIGTERM cleans up and prints one line, and the
-stage dies with the dvc that started it (`filterlab.core.lifeline`).
+stage dies with the dvc that started it (`filterlab.core.parent_death`).
 `open_params` is the first thing a stage does: it reads params.yaml, rejects unknown
 top-level sections, and pins the CPU numeric path before any numeric library loads.
 """
@@ -63,17 +63,21 @@ def entry(main: Callable[[list[str] | None], int]) -> None:
     """A stage script's `__main__`: TensorFlow's C++ noise filtered out, SIGTERM turned into
     `Terminated` (so `finally` blocks clean up and `run` prints one line), the process tied
     to the dvc that started it; then exit with main's code."""
-    from filterlab.core import lifeline, quiet
+    from filterlab.core import parent_death, tf_log_filter
 
     block_unused_imports()
-    quiet.install()
+    tf_log_filter.install()
     signal.signal(signal.SIGTERM, raise_terminated)
-    lifeline.install(signal.SIGTERM)
-    sys.exit(main(None))
+    parent_death.install(signal.SIGTERM)
+    code = main(None)
+    # Nothing is left to clean up once main returns: a SIGTERM during interpreter shutdown ends the process
+    # quietly instead of raising Terminated inside a library's atexit callback (MLflow ends runs there).
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    sys.exit(code)
 
 
 # Imported by a dependency at load time and never used by a stage: `import keras` pulls in
-# scikit-learn for its `keras.wrappers` (about 1 s of every training stage's start), and keras
+# scikit-learn for its `keras.wrappers` (a noticeable part of every training stage's start), and keras
 # falls back cleanly when it is missing. MLflow needs it only for sklearn models, never logged here.
 UNUSED_IMPORTS = ("sklearn",)
 
@@ -81,7 +85,7 @@ UNUSED_IMPORTS = ("sklearn",)
 def block_unused_imports() -> None:
     """Make `import sklearn` fail fast in a stage process (None in sys.modules: Python's own way to do it)."""
     for name in UNUSED_IMPORTS:
-        sys.modules.setdefault(name, None)
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # typeshed allows modules only
 
 
 def open_params(path: str) -> dict[str, Any]:

@@ -11,11 +11,10 @@ digits came from) and `raw_sha256` (one digest over the raw files), for tracking
 import hashlib
 import json
 import os
-import zipfile
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +36,7 @@ class Prepared:
     source: str
     raw_sha256: str
 
-    def counts(self) -> dict[str, dict]:
+    def counts(self) -> dict[str, dict[str, Any]]:
         """Images per split and per class, as written to the data metrics."""
         result = {}
         for split in SPLITS:
@@ -88,34 +87,43 @@ def split_and_scale(
         images, labels = images[kept], labels[kept]
     kept, held = stratified_split(labels, val_fraction, seed)
     return Prepared(
-        x_train=scale(images[kept]), y_train=labels[kept].astype(np.int64),
-        x_val=scale(images[held]), y_val=labels[held].astype(np.int64),
-        x_test=scale(test[0]), y_test=np.asarray(test[1]).astype(np.int64),
-        source=source, raw_sha256=raw_sha256,
+        x_train=scale(images[kept]),
+        y_train=labels[kept].astype(np.int64),
+        x_val=scale(images[held]),
+        y_val=labels[held].astype(np.int64),
+        x_test=scale(test[0]),
+        y_test=np.asarray(test[1]).astype(np.int64),
+        source=source,
+        raw_sha256=raw_sha256,
     )
 
 
-def raw_digest(files: Mapping[str, Mapping]) -> str:
+def raw_digest(files: Mapping[str, Mapping[str, Any]]) -> str:
     """One SHA-256 naming the exact raw data: over the files' digests, in name order."""
     text = "".join(f"{name} {files[name]['sha256']}\n" for name in sorted(files))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def load_manifest(raw_dir: str | os.PathLike) -> dict:
+def load_manifest(raw_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """The download stage's manifest.json, after checking every listed file's size and sha256."""
     path = Path(raw_dir) / "manifest.json"
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DataError(f"{path}: not found; run `dvc repro download`") from None
-    except ValueError as error:
+    except ValueError as error:  # UnicodeDecodeError too
         raise DataError(f"{path}: not valid JSON ({error})") from None
     missing = {"source", "url", "files", "test_split"} - set(manifest if isinstance(manifest, dict) else ())
     if missing:
         raise DataError(f"{path}: not a download manifest; missing {', '.join(sorted(missing))}")
     if manifest["source"] not in ("remote", "mirror", "keras", "pypi", "bundled"):
         raise DataError(f"{path}: unknown source {manifest['source']!r}")
-    for name, entry in manifest["files"].items():
+    files = manifest["files"]
+    if not isinstance(files, dict) or not files:
+        raise DataError(f"{path}: `files` must map each raw file to its bytes and sha256; re-run `dvc repro download`")
+    for name, entry in files.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("bytes"), int) or "sha256" not in entry:
+            raise DataError(f"{path}: entry {name!r} lacks `bytes` or `sha256`; re-run `dvc repro download`")
         try:
             payload = (Path(raw_dir) / name).read_bytes()
         except FileNotFoundError:
@@ -132,25 +140,18 @@ def first_of_each_class(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndar
     return images[first], classes
 
 
-def save_prepared(path: str | os.PathLike, data: Prepared) -> None:
+def save_prepared(path: str | os.PathLike[str], data: Prepared) -> None:
     arrays = {f"{kind}_{split}": getattr(data, f"{kind}_{split}") for split in SPLITS for kind in ("x", "y")}
     atomic.save_npz(path, **arrays, source=np.array(data.source), raw_sha256=np.array(data.raw_sha256))
 
 
-def load_prepared(path: str | os.PathLike) -> Prepared:
+def load_prepared(path: str | os.PathLike[str]) -> Prepared:
     """The npz `save_prepared` wrote; anything else (truncated, corrupt, object arrays, wrong shapes or
     dtypes) is one DataError line telling how to rebuild it."""
     if not os.path.isfile(path):
         raise DataError(f"{path}: prepared dataset not found; run `dvc repro prepare`")
     rebuild = "re-run `dvc repro -f prepare`"
-    try:
-        arrays = atomic.load_npz(path)
-    except zipfile.BadZipFile as error:
-        raise DataError(f"{path}: not a readable npz ({error}); {rebuild}") from None
-    except ValueError as error:  # object arrays (pickle refused), a malformed array header
-        raise DataError(f"{path}: {' '.join(str(error).split())}; {rebuild}") from None
-    except (OSError, EOFError, zlib.error) as error:  # truncated or damaged members
-        raise DataError(f"{path}: damaged ({type(error).__name__}: {error}); {rebuild}") from None
+    arrays = atomic.load_npz(path, rebuild=rebuild)
     missing = [name for name in Prepared.__dataclass_fields__ if name not in arrays]
     if missing:
         raise DataError(f"{path}: missing arrays {', '.join(missing)}; re-run `dvc repro prepare`")
@@ -162,16 +163,20 @@ def load_prepared(path: str | os.PathLike) -> Prepared:
     )
 
 
-def _check_layout(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], rebuild: str) -> None:
+def _check_layout(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray], rebuild: str) -> None:
     """float32 (N, 28, 28, 1) images with N int labels in [0, 10) per split; 0-d strings for the rest."""
     for split in SPLITS:
         images, labels = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if images.dtype != np.float32 or images.ndim != 4 or images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE, 1):
-            raise DataError(f"{path}: x_{split} is {images.dtype} {images.shape}, expected float32 "
-                            f"(N, {IMAGE_SIDE}, {IMAGE_SIDE}, 1); {rebuild}")
+            raise DataError(
+                f"{path}: x_{split} is {images.dtype} {images.shape}, expected float32 "
+                f"(N, {IMAGE_SIDE}, {IMAGE_SIDE}, 1); {rebuild}"
+            )
         if labels.ndim != 1 or labels.dtype.kind not in "iu" or labels.shape[0] != images.shape[0]:
-            raise DataError(f"{path}: y_{split} is {labels.dtype} {labels.shape}, expected "
-                            f"{images.shape[0]} integer labels; {rebuild}")
+            raise DataError(
+                f"{path}: y_{split} is {labels.dtype} {labels.shape}, expected "
+                f"{images.shape[0]} integer labels; {rebuild}"
+            )
         if images.shape[0] == 0 or labels.min() < 0 or labels.max() >= NUM_CLASSES:
             raise DataError(f"{path}: y_{split} is empty or holds labels outside [0, {NUM_CLASSES}); {rebuild}")
     for name in ("source", "raw_sha256"):

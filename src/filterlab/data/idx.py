@@ -2,7 +2,7 @@
 
 Readers check the magic number, the dimensions and the payload length, and turn a
 truncated file or a corrupt gzip stream into a `DataError` naming the file. Encoders
-return bytes (callers write them through `filterlab.atomic`); gzip output has mtime 0
+return bytes (callers write them through `filterlab.core.atomic`); gzip output has mtime 0
 so the same digits always give the same bytes, and DVC sees no change.
 """
 
@@ -31,7 +31,7 @@ def file_name(split: str, kind: str) -> str:
     return f"{split}-{kind}-idx{dims}-ubyte.gz"
 
 
-def _read_bytes(path: str | os.PathLike) -> bytes:
+def _read_bytes(path: str | os.PathLike[str]) -> bytes:
     path = Path(path)
     try:
         if path.suffix == ".gz":
@@ -66,7 +66,7 @@ def decode(data: bytes, magic: int, name: str = "<bytes>") -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def read_images(path: str | os.PathLike) -> np.ndarray:
+def read_images(path: str | os.PathLike[str]) -> np.ndarray:
     """uint8 (N, 28, 28) images from an IDX3 file."""
     images = decode(_read_bytes(path), IMAGES_MAGIC, str(path))
     if images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
@@ -74,7 +74,7 @@ def read_images(path: str | os.PathLike) -> np.ndarray:
     return images
 
 
-def read_labels(path: str | os.PathLike) -> np.ndarray:
+def read_labels(path: str | os.PathLike[str]) -> np.ndarray:
     """uint8 (N,) digit labels from an IDX1 file."""
     labels = decode(_read_bytes(path), LABELS_MAGIC, str(path))
     if labels.size and labels.max() > 9:
@@ -82,7 +82,7 @@ def read_labels(path: str | os.PathLike) -> np.ndarray:
     return labels
 
 
-def item_count(path: str | os.PathLike) -> int:
+def item_count(path: str | os.PathLike[str]) -> int:
     """Number of items an IDX file's header declares, without decoding the payload."""
     try:
         with gzip.open(path, "rb") if Path(path).suffix == ".gz" else open(path, "rb") as stream:
@@ -94,7 +94,7 @@ def item_count(path: str | os.PathLike) -> int:
     return struct.unpack(">I", header[4:8])[0]
 
 
-def read_split(directory: str | os.PathLike, split: str) -> tuple[np.ndarray, np.ndarray]:
+def read_split(directory: str | os.PathLike[str], split: str) -> tuple[np.ndarray, np.ndarray]:
     """Images and labels of one MNIST split ("train" or "t10k") from `directory`."""
     images_path = Path(directory) / file_name(split, "images")
     labels_path = Path(directory) / file_name(split, "labels")

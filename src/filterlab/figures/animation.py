@@ -66,14 +66,28 @@ def evolution_frames(kernels: np.ndarray, colormap: str) -> list[np.ndarray]:
         frame = np.full((LABEL + tiles.shape[0] + BAR, width, 3), 255, dtype=np.uint8)
         frame[LABEL : LABEL + tiles.shape[0], : tiles.shape[1]] = tiles
         frame[-BAR + 4 : -BAR + 14, 20 : 20 + bar.size] = _bytes(cmap((bar + 1) / 2)[np.newaxis, :, :3])
-        numbers = [((((1 + (f % columns) * (kw + 1)) * SCALE + kw * SCALE // 2 - 4 * len(f"#{f}")),
-                     LABEL + (f // columns) * (row_px + NUMBER) + 1), f"#{f}") for f in range(n_filters)]
-        frames.append(_text(frame, [
-            ((6, 6), f"epoch {epoch} of {n_epochs - 1}" + (" (init)" if epoch == 0 else "")),
-            *numbers,
-            ((6, frame.shape[0] - 20), "-max|w|"), ((width // 2 - 4, frame.shape[0] - 20), "0"),
-            ((width - 62, frame.shape[0] - 20), "+max|w|"),
-        ]))
+        numbers = [
+            (
+                (
+                    ((1 + (f % columns) * (kw + 1)) * SCALE + kw * SCALE // 2 - 4 * len(f"#{f}")),
+                    LABEL + (f // columns) * (row_px + NUMBER) + 1,
+                ),
+                f"#{f}",
+            )
+            for f in range(n_filters)
+        ]
+        frames.append(
+            _text(
+                frame,
+                [
+                    ((6, 6), f"epoch {epoch} of {n_epochs - 1}" + (" (init)" if epoch == 0 else "")),
+                    *numbers,
+                    ((6, frame.shape[0] - 20), "-max|w|"),
+                    ((width // 2 - 4, frame.shape[0] - 20), "0"),
+                    ((width - 62, frame.shape[0] - 20), "+max|w|"),
+                ],
+            )
+        )
     return frames
 
 
@@ -108,10 +122,12 @@ def gif_bytes(frames: list[np.ndarray], frame_ms: int) -> bytes:
     """An endlessly looping GIF of the frames, `frame_ms` per frame."""
     from PIL import Image
 
-    # A palette per frame by fast octree: Pillow's default (median cut) took three times as long, about 1 s
-    # for a 64-filter variant, to pick 256 colours that a diverging colormap and grey fill anyway.
-    images = [Image.fromarray(frame).quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
-              for frame in frames]
+    # A palette per frame by fast octree: Pillow's default (median cut) is several times slower at picking
+    # 256 colours that a diverging colormap and grey fill anyway.
+    images = [
+        Image.fromarray(frame).quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+        for frame in frames
+    ]
     stream = io.BytesIO()
     images[0].save(stream, format="GIF", save_all=True, append_images=images[1:], duration=frame_ms, loop=0)
     return stream.getvalue()

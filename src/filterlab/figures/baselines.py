@@ -2,16 +2,22 @@
 
 Pure: arrays in, `matplotlib.figure.Figure` out (the stage saves or logs them). Kernels
 are drawn as WRITTEN (convolution layout); the maps are true convolutions computed by
-`filterlab.convolution.convolve_batch`, which equals scipy.ndimage.convolve. A Keras
+`filterlab.kernels.convolution.convolve_batch`, which equals scipy.ndimage.convolve. A Keras
 Conv2D needs the flipped kernel to produce the same maps; the captions say so.
 """
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from filterlab.kernels import convolution
 from filterlab.kernels.bank import Kernel
+
+if TYPE_CHECKING:  # matplotlib loads only in the functions that draw
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from matplotlib.image import AxesImage
 
 UNSIGNED = "Greys"
 FLIP_NOTE = "true convolutions (scipy.ndimage.convolve, zero padding); Keras' Conv2D gets each kernel flipped"
@@ -21,7 +27,7 @@ def _number(value: float) -> str:
     return f"{value:.0f}" if float(value).is_integer() else f"{value:.2f}".replace("0.", ".")
 
 
-def draw_kernel(axes, weights: np.ndarray, colormap: str, fontsize: float | None = None) -> None:
+def draw_kernel(axes: "Axes", weights: np.ndarray, colormap: str, fontsize: float | None = None) -> None:
     """A kernel as a diverging heat map centred at 0 with each weight printed in its cell."""
     limit = float(np.abs(weights).max()) or 1.0
     axes.imshow(weights, cmap=colormap, vmin=-limit, vmax=limit)
@@ -33,13 +39,13 @@ def draw_kernel(axes, weights: np.ndarray, colormap: str, fontsize: float | None
     axes.set_yticks([])
 
 
-def _draw_map(axes, feature_map: np.ndarray, limit: float, signed: bool, colormap: str):
+def _draw_map(axes: "Axes", feature_map: np.ndarray, limit: float, signed: bool, colormap: str) -> "AxesImage":
     if signed:
         return axes.imshow(feature_map, cmap=colormap, vmin=-limit, vmax=limit)
     return axes.imshow(feature_map, cmap=UNSIGNED, vmin=0.0, vmax=limit)
 
 
-def feature_maps_figure(kernels: Sequence[Kernel], images: np.ndarray, labels: np.ndarray, colormap: str):
+def feature_maps_figure(kernels: Sequence[Kernel], images: np.ndarray, labels: np.ndarray, colormap: str) -> "Figure":
     """Rows: kernels. Columns: the kernel with its numbers, then one digit per class convolved with it.
 
     Each row shares one colour scale: diverging and symmetric about 0 when any value is
@@ -68,7 +74,7 @@ def feature_maps_figure(kernels: Sequence[Kernel], images: np.ndarray, labels: n
     return figure
 
 
-def kernels_figure(written: np.ndarray, names: Sequence[str], title: str, colormap: str):
+def kernels_figure(written: np.ndarray, names: Sequence[str], title: str, colormap: str) -> "Figure":
     """A small grid of kernels (n, s, s) as written, each with its numbers, for an MLflow artifact."""
     from matplotlib.figure import Figure
 

@@ -48,14 +48,24 @@ def learned_vs_classic(learned: np.ndarray, report: dict, bank: Mapping[str, obj
     chance = report["chance"]
     for row, moment in enumerate(("init", "learned")):
         values = [entry[moment]["similarity"] for entry in entries]
-        strip.scatter(values, np.full(len(values), row) + np.linspace(-0.15, 0.15, len(values)), s=12,
-                      label=f"{moment}: mean {np.mean(values):.3f}")
-    strip.axvspan(0, chance["p95"], color="0.9", zorder=0,
-                  label=f"chance: below the 95th percentile ({chance['p95']:.3f})")
+        strip.scatter(
+            values,
+            np.full(len(values), row) + np.linspace(-0.15, 0.15, len(values)),
+            s=12,
+            label=f"{moment}: mean {np.mean(values):.3f}",
+        )
+    strip.axvspan(
+        0, chance["p95"], color="0.9", zorder=0, label=f"chance: below the 95th percentile ({chance['p95']:.3f})"
+    )
     strip.axvline(chance["mean"], color="0.4", ls="--", label=f"chance mean {chance['mean']:.3f}")
     # Headroom above the learned row holds the legend, so it never covers a filter's point.
-    strip.set(yticks=[0, 1], yticklabels=["init", "learned"], xlim=(0, 1.0), ylim=(-0.5, 2.5),
-              xlabel="similarity to the nearest classic kernel (|cosine|, 1 = same kernel up to scale and sign)")
+    strip.set(
+        yticks=[0, 1],
+        yticklabels=["init", "learned"],
+        xlim=(0, 1.0),
+        ylim=(-0.5, 2.5),
+        xlabel="similarity to the nearest classic kernel (|cosine|, 1 = same kernel up to scale and sign)",
+    )
     strip.legend(fontsize=7, loc="upper left", ncols=2)
     shift = report["shift"]
     figure.suptitle(

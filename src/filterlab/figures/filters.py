@@ -42,15 +42,27 @@ def init_vs_learned(init: np.ndarray, learned: np.ndarray, colormap: str, varian
     n_filters = init.shape[3]
     columns = min(COLUMNS, n_filters)
     scales = [limit(init[:, :, 0, f], learned[:, :, 0, f]) for f in range(n_filters)]
-    tiles = mosaic.pairs([init[:, :, 0, f] / scales[f] for f in range(n_filters)],
-                         [learned[:, :, 0, f] / scales[f] for f in range(n_filters)], columns)
+    tiles = mosaic.pairs(
+        [init[:, :, 0, f] / scales[f] for f in range(n_filters)],
+        [learned[:, :, 0, f] / scales[f] for f in range(n_filters)],
+        columns,
+    )
     width, height = tiles.inches
     figure = _figure(width + 0.2, height + 0.8)
-    mosaic.draw(figure.subplots(), tiles, colormap, [f"#{f}  ±{scale:.2g}" for f, scale in enumerate(scales)],
-                ("init", "learned"))
-    figure.suptitle(wrapped(
-        f"{variant}: {KERAS_LAYOUT}, each pair init | learned\n"
-        "one colour scale per pair: ±max|w| over both halves (shown), 0 = white", width, 10),
+    mosaic.draw(
+        figure.subplots(),
+        tiles,
+        colormap,
+        [f"#{f}  ±{scale:.2g}" for f, scale in enumerate(scales)],
+        ("init", "learned"),
+    )
+    figure.suptitle(
+        wrapped(
+            f"{variant}: {KERAS_LAYOUT}, each pair init | learned\n"
+            "one colour scale per pair: ±max|w| over both halves (shown), 0 = white",
+            width,
+            10,
+        ),
         fontsize=10,
     )
     return figure
@@ -64,6 +76,7 @@ def row_scales(kernels: np.ndarray) -> np.ndarray:
 
 def _groups(n_filters: int, n_epochs: int) -> int:
     """How many side-by-side blocks of filters (rows) make the strip closest to a 3:2 landscape page."""
+
     def aspect(groups: int) -> float:
         return groups * n_epochs / -(-n_filters // groups)
 
@@ -101,18 +114,23 @@ def evolution_strip(kernels: np.ndarray, epochs: np.ndarray, colormap: str, vari
     axes.set_yticks([r * (kh + 1) + (kh - 1) / 2 for r in range(rows)], [f"#{r}" for r in range(rows)])
     for f in range(rows, n_filters):  # the numbers of every later block, right-aligned in the gap before it
         group, row = divmod(f, rows)
-        axes.text(group * (block + gap + 1) - 1.2, row * (kh + 1) + (kh - 1) / 2, f"#{f}", ha="right",
-                  va="center", fontsize=6)
+        axes.text(
+            group * (block + gap + 1) - 1.2, row * (kh + 1) + (kh - 1) / 2, f"#{f}", ha="right", va="center", fontsize=6
+        )
     axes.tick_params(labelsize=7)
     for spine in axes.spines.values():
         spine.set_visible(False)
     axes.set_xlabel("epoch (0 = at init)")
-    figure.colorbar(image, ax=axes, orientation="horizontal", fraction=0.05, shrink=0.35, aspect=30,
-                    label="w / max|w| of its row")
+    figure.colorbar(
+        image, ax=axes, orientation="horizontal", fraction=0.05, shrink=0.35, aspect=30, label="w / max|w| of its row"
+    )
     # A figure title: constrained layout makes room for it whatever the aspect-locked image does to the axes.
-    figure.suptitle(wrapped(
-        f"{variant}: {KERAS_LAYOUT} per epoch\none colour scale per filter (row) over all epochs", width - 0.4, 9),
-        fontsize=9)
+    figure.suptitle(
+        wrapped(
+            f"{variant}: {KERAS_LAYOUT} per epoch\none colour scale per filter (row) over all epochs", width - 0.4, 9
+        ),
+        fontsize=9,
+    )
     return figure
 
 
@@ -148,8 +166,9 @@ def _tiles(arrays: list[np.ndarray], width: int) -> np.ndarray:
     return mosaic
 
 
-def feature_maps(images: np.ndarray, classes: np.ndarray, maps: np.ndarray, kernel: np.ndarray, colormap: str,
-                 variant: str):
+def feature_maps(
+    images: np.ndarray, classes: np.ndarray, maps: np.ndarray, kernel: np.ndarray, colormap: str, variant: str
+):
     """Top row: each filter (Keras weights, enlarged); below, one row per digit: the digit, then those
     filters' maps in the same columns, so input, kernel and output sit together.
 
@@ -162,8 +181,9 @@ def feature_maps(images: np.ndarray, classes: np.ndarray, maps: np.ndarray, kern
     weights = kernel[:, :, 0, :n_filters]
     scales = np.array([limit(maps[..., f]) for f in range(n_filters)])
     blow_up = max(1, min(h, w) // max(weights.shape[:2]))
-    kernels = [np.kron(weights[:, :, f] / limit(weights[:, :, f]), np.ones((blow_up, blow_up)))
-               for f in range(n_filters)]
+    kernels = [
+        np.kron(weights[:, :, f] / limit(weights[:, :, f]), np.ones((blow_up, blow_up))) for f in range(n_filters)
+    ]
     inch_per_pixel = 0.75 / IMAGE_SIDE  # a 28-pixel row is 0.75 inch tall
     width = max(4.5, 0.8 + inch_per_pixel * (IMAGE_SIDE + n_filters * (w + 1)))
     figure = _figure(width, 1.6 + 0.8 * (n_images + 1))
@@ -183,10 +203,14 @@ def feature_maps(images: np.ndarray, classes: np.ndarray, maps: np.ndarray, kern
         mosaic = _tiles([maps[row, :, :, f] / scales[f] for f in range(n_filters)], w)
         maps_axes.imshow(mosaic, cmap=colormap, vmin=-1, vmax=1, interpolation="nearest")
         _no_ticks(maps_axes)
-    figure.suptitle(wrapped(
-        f"{variant}: conv1's filters (top, {KERAS_LAYOUT}) and their output on one test digit per class "
-        f"(+ bias, before ReLU), filters #0-{n_filters - 1} of {total}\n"
-        "one colour scale per filter: map / ±max|map| over the digits, kernel / ±max|w|, 0 = white", width, 9),
+    figure.suptitle(
+        wrapped(
+            f"{variant}: conv1's filters (top, {KERAS_LAYOUT}) and their output on one test digit per class "
+            f"(+ bias, before ReLU), filters #0-{n_filters - 1} of {total}\n"
+            "one colour scale per filter: map / ±max|map| over the digits, kernel / ±max|w|, 0 = white",
+            width,
+            9,
+        ),
         fontsize=9,
     )
     return figure

@@ -1,9 +1,9 @@
 """Pairs of small kernels drawn as one image in one axes, labelled in place; pure, returns nothing on disk.
 
-A matplotlib axes costs about 20 ms to make, lay out and draw, ticks included: with one
-axes per filter, the 64-filter variants' init-vs-learned and learned-vs-classic figures
-spent about 8 s in matplotlib, most of a filters stage. One mosaic image with its labels
-as text inside the same axes draws the same pictures in a fraction of that.
+Every matplotlib axes is made, laid out and drawn with its ticks: one axes per filter made
+the 64-filter variants' init-vs-learned and learned-vs-classic figures most of a filters
+stage. One mosaic image with its labels as text inside the same axes draws the same
+pictures far faster.
 
 Geometry is in image pixels (one pixel per weight): pairs sit in rows of `columns`, each
 pair is left | NaN column | right, pairs are two NaN columns apart, and every row of pairs
@@ -59,8 +59,9 @@ def pairs(lefts: list[np.ndarray], rights: list[np.ndarray], columns: int) -> Pa
     return PairMosaic(image, inches_per_pixel, tuple(lc), tuple(rc), tuple(tops), tuple(bottoms))
 
 
-def draw(axes, mosaic: PairMosaic, colormap: str, titles: list[str], halves: tuple[str, str],
-         title_size: float = 8) -> None:
+def draw(
+    axes, mosaic: PairMosaic, colormap: str, titles: list[str], halves: tuple[str, str], title_size: float = 8
+) -> None:
     """The mosaic on a -1..1 scale in `axes` (no frame, no ticks), a title above each pair, half labels below."""
     axes.imshow(mosaic.image, cmap=colormap, vmin=-1, vmax=1, interpolation="nearest")
     axes.set_axis_off()

@@ -3,7 +3,7 @@
 Every weight array is a CONVOLUTION kernel written the way textbooks print it, i.e.
 what `scipy.ndimage.convolve(image, weights)` expects. Keras' Conv2D computes
 cross-correlation, so the one flip to Keras layout lives in
-`filterlab.convolution.to_keras_weights`, never here.
+`filterlab.kernels.convolution.to_keras_weights`, never here.
 
 Axis convention: rows grow downwards, columns to the right. "x" is the column
 direction and "y" the row direction, so sobel_x convolved with an image is positive
@@ -36,7 +36,8 @@ class Kernel:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.weights.shape
+        rows, cols = self.weights.shape
+        return rows, cols
 
 
 def _gabor(theta_degrees: float, size: int = 5, sigma: float = 1.2, wavelength: float = 3.0) -> np.ndarray:
@@ -57,68 +58,103 @@ def _gabor(theta_degrees: float, size: int = 5, sigma: float = 1.2, wavelength: 
     envelope = np.exp(-(along**2 + (0.5 * across) ** 2) / (2 * sigma**2))
     weights = envelope * np.cos(2 * np.pi * along / wavelength)
     weights -= envelope * (weights.sum() / envelope.sum())
-    return weights / np.abs(weights).sum()
+    scaled: np.ndarray = weights / np.abs(weights).sum()
+    return scaled
 
 
 _BINOMIAL_3 = np.array([1.0, 2.0, 1.0])
 _BINOMIAL_5 = np.array([1.0, 4.0, 6.0, 4.0, 1.0])
 
 _BANK = [
-    Kernel("identity", "identity", [[0, 0, 0], [0, 1, 0], [0, 0, 0]], "Copies the image unchanged: the control."),
+    Kernel(
+        "identity", "identity", np.array([[0, 0, 0], [0, 1, 0], [0, 0, 0]]), "Copies the image unchanged: the control."
+    ),
     Kernel("box_blur_3x3", "blur", np.ones((3, 3)) / 9, "Mean of the 3x3 neighbourhood: smooths noise and edges."),
     Kernel("gaussian_3x3", "blur", np.outer(_BINOMIAL_3, _BINOMIAL_3) / 16, "Binomial 3x3 Gaussian: gentle smoothing."),
     Kernel("gaussian_5x5", "blur", np.outer(_BINOMIAL_5, _BINOMIAL_5) / 256, "Binomial 5x5 Gaussian: wider smoothing."),
-    Kernel("sharpen", "sharpen", [[0, -1, 0], [-1, 5, -1], [0, -1, 0]], "Identity minus the Laplacian: boosts edges."),
     Kernel(
-        "laplacian_8", "laplacian", [[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]],
+        "sharpen",
+        "sharpen",
+        np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]]),
+        "Identity minus the Laplacian: boosts edges.",
+    ),
+    Kernel(
+        "laplacian_8",
+        "laplacian",
+        np.array([[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]]),
         "Negative 8-neighbour Laplacian: edges and blobs in every direction.",
     ),
     Kernel(
-        "laplacian_4", "laplacian", [[0, -1, 0], [-1, 4, -1], [0, -1, 0]],
+        "laplacian_4",
+        "laplacian",
+        np.array([[0, -1, 0], [-1, 4, -1], [0, -1, 0]]),
         "Negative 4-neighbour Laplacian: edges along rows and columns.",
     ),
     Kernel(
-        "sobel_x", "sobel", [[1, 0, -1], [2, 0, -2], [1, 0, -1]],
+        "sobel_x",
+        "sobel",
+        np.array([[1, 0, -1], [2, 0, -2], [1, 0, -1]]),
         "Sobel x-gradient: positive where brightness rises to the right (vertical edges).",
     ),
     Kernel(
-        "sobel_y", "sobel", [[1, 2, 1], [0, 0, 0], [-1, -2, -1]],
+        "sobel_y",
+        "sobel",
+        np.array([[1, 2, 1], [0, 0, 0], [-1, -2, -1]]),
         "Sobel y-gradient: positive where brightness rises downwards (horizontal edges).",
     ),
     Kernel(
-        "prewitt_x", "prewitt", [[1, 0, -1], [1, 0, -1], [1, 0, -1]],
+        "prewitt_x",
+        "prewitt",
+        np.array([[1, 0, -1], [1, 0, -1], [1, 0, -1]]),
         "Prewitt x-gradient: unweighted vertical-edge detector.",
     ),
     Kernel(
-        "prewitt_y", "prewitt", [[1, 1, 1], [0, 0, 0], [-1, -1, -1]],
+        "prewitt_y",
+        "prewitt",
+        np.array([[1, 1, 1], [0, 0, 0], [-1, -1, -1]]),
         "Prewitt y-gradient: unweighted horizontal-edge detector.",
     ),
     Kernel(
-        "scharr_x", "scharr", [[3, 0, -3], [10, 0, -10], [3, 0, -3]],
+        "scharr_x",
+        "scharr",
+        np.array([[3, 0, -3], [10, 0, -10], [3, 0, -3]]),
         "Scharr x-gradient: vertical edges with better rotational symmetry than Sobel.",
     ),
     Kernel(
-        "scharr_y", "scharr", [[3, 10, 3], [0, 0, 0], [-3, -10, -3]],
+        "scharr_y",
+        "scharr",
+        np.array([[3, 10, 3], [0, 0, 0], [-3, -10, -3]]),
         "Scharr y-gradient: horizontal edges with better rotational symmetry than Sobel.",
     ),
     Kernel(
-        "emboss", "emboss", [[-2, -1, 0], [-1, 1, 1], [0, 1, 2]],
+        "emboss",
+        "emboss",
+        np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]]),
         "Diagonal relief: brightens edges facing one corner, darkens the opposite ones.",
     ),
     Kernel(
-        "line_horizontal", "lines", [[-1, -1, -1], [2, 2, 2], [-1, -1, -1]],
+        "line_horizontal",
+        "lines",
+        np.array([[-1, -1, -1], [2, 2, 2], [-1, -1, -1]]),
         "Thin horizontal line detector: a bright row between darker rows.",
     ),
     Kernel(
-        "line_vertical", "lines", [[-1, 2, -1], [-1, 2, -1], [-1, 2, -1]],
+        "line_vertical",
+        "lines",
+        np.array([[-1, 2, -1], [-1, 2, -1], [-1, 2, -1]]),
         "Thin vertical line detector: a bright column between darker columns.",
     ),
     Kernel("gabor_0", "gabor", _gabor(0), "Gabor 5x5 at 0 degrees: vertical strokes of ~3 px period."),
     Kernel("gabor_45", "gabor", _gabor(45), "Gabor 5x5 at 45 degrees: strokes from top-left to bottom-right."),
     Kernel("gabor_90", "gabor", _gabor(90), "Gabor 5x5 at 90 degrees: horizontal strokes of ~3 px period."),
     Kernel("gabor_135", "gabor", _gabor(135), "Gabor 5x5 at 135 degrees: strokes from bottom-left to top-right."),
-    Kernel("peak_1x3", "peak", [[-1, 1, -1]], "1-D peak detector along a row: brighter than left and right."),
-    Kernel("peak_3x1", "peak", [[-1], [1], [-1]], "1-D peak detector along a column: brighter than above and below."),
+    Kernel("peak_1x3", "peak", np.array([[-1, 1, -1]]), "1-D peak detector along a row: brighter than left and right."),
+    Kernel(
+        "peak_3x1",
+        "peak",
+        np.array([[-1], [1], [-1]]),
+        "1-D peak detector along a column: brighter than above and below.",
+    ),
 ]
 
 KERNELS: dict[str, Kernel] = {kernel.name: kernel for kernel in _BANK}

@@ -13,8 +13,10 @@ uses it too, so the flip is tested by the same equality that tests the batch.
 
 import contextlib
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from filterlab.kernels.bank import Kernel
 
@@ -36,7 +38,7 @@ def common_size(kernels: Sequence[Kernel | np.ndarray]) -> int:
     """Side of the square every kernel is zero-padded to: the largest side among them (odd)."""
     if len(kernels) == 0:
         raise ValueError("no kernels given")
-    return max(max(_weights(kernel).shape) for kernel in kernels)
+    return int(max(max(_weights(kernel).shape) for kernel in kernels))
 
 
 def pad_to(kernel: Kernel | np.ndarray, size: int) -> np.ndarray:
@@ -76,14 +78,15 @@ def check_fits(kernels: Sequence[Kernel | np.ndarray], image_side: int) -> None:
             raise ValueError(f"{name} is {shape[0]}x{shape[1]}, larger than the {image_side}x{image_side} images")
 
 
-def _single_threaded_blas():
+def _single_threaded_blas() -> contextlib.AbstractContextManager[Any]:
     """One BLAS thread: for this skinny matmul (25 x n) OpenBLAS's threads cost more than they
-    gain (measured 4x slower with 2 threads on the shared 2-core machine)."""
+    gain: each chunk is too small to amortise their synchronisation."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # installed with scikit-learn in the lock; without it only speed suffers
         return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    limits: contextlib.AbstractContextManager[Any] = threadpool_limits(limits=1, user_api="blas")
+    return limits
 
 
 def _as_images(images: np.ndarray) -> np.ndarray:
@@ -105,7 +108,9 @@ def convolve_reference(images: np.ndarray, kernel: Kernel | np.ndarray) -> np.nd
     return np.stack([ndimage.convolve(image, weights, mode="constant", cval=0.0) for image in images])
 
 
-def convolve_batch(images: np.ndarray, kernels: Sequence[Kernel | np.ndarray], dtype=np.float32) -> np.ndarray:
+def convolve_batch(
+    images: np.ndarray, kernels: Sequence[Kernel | np.ndarray], dtype: npt.DTypeLike = np.float32
+) -> np.ndarray:
     """(N, H, W, n) feature maps: every image convolved with every kernel, same as the reference.
 
     im2col + one matmul per chunk of images: each output pixel is its zero-padded
@@ -146,8 +151,12 @@ def convolve_batch_tf(images: np.ndarray, kernels: Sequence[Kernel | np.ndarray]
     check_fits(kernels, min(images.shape[1:]))
     weights = tf.constant(to_keras_weights(kernels))
     outputs = [
-        tf.nn.conv2d(tf.constant(images[start : start + batch, ..., np.newaxis], dtype=tf.float32),
-                     weights, strides=1, padding="SAME").numpy()
+        tf.nn.conv2d(
+            tf.constant(images[start : start + batch, ..., np.newaxis], dtype=tf.float32),
+            weights,
+            strides=1,
+            padding="SAME",
+        ).numpy()
         for start in range(0, len(images), batch)
     ]
     return np.concatenate(outputs)

@@ -107,8 +107,12 @@ def chance(shape: tuple[int, int], classes: list[KernelClass], seed: int, sample
     """Nearest-class similarity of random filters drawn like conv1's initialiser: mean, sd and 95th percentile."""
     draws = np.random.default_rng(seed).uniform(-1.0, 1.0, size=(samples, shape[0] * shape[1]))
     best = class_scores(draws, classes).max(axis=1)
-    return {"mean": _round(best.mean()), "sd": _round(best.std(ddof=1)), "p95": _round(np.quantile(best, 0.95)),
-            "samples": samples}
+    return {
+        "mean": _round(best.mean()),
+        "sd": _round(best.std(ddof=1)),
+        "p95": _round(np.quantile(best, 0.95)),
+        "samples": samples,
+    }
 
 
 def _round(value: float) -> float:
@@ -119,9 +123,11 @@ def headline(report: dict) -> dict:
     """The three numbers `dvc metrics show` lists per variant; empty when no bank kernel has its size."""
     if not report["comparable"]:
         return {}
-    return {"similarity_init": report["similarity"]["init"]["mean"],
-            "similarity_learned": report["similarity"]["learned"]["mean"],
-            "similarity_chance": report["chance"]["mean"]}
+    return {
+        "similarity_init": report["similarity"]["init"]["mean"],
+        "similarity_learned": report["similarity"]["learned"]["mean"],
+        "similarity_chance": report["chance"]["mean"],
+    }
 
 
 def compare_filters(init: np.ndarray, learned: np.ndarray, bank: Mapping[str, object], seed: int) -> dict:
@@ -138,8 +144,14 @@ def compare_filters(init: np.ndarray, learned: np.ndarray, bank: Mapping[str, ob
     classes = kernel_classes(bank, init.shape[:2])
     if not classes:
         empty = {"mean": None, "max": None}
-        return {"comparable": False, "bank_classes": [], "similarity": {"init": empty, "learned": dict(empty)},
-                "chance": None, "shift": None, "per_filter": []}
+        return {
+            "comparable": False,
+            "bank_classes": [],
+            "similarity": {"init": empty, "learned": dict(empty)},
+            "chance": None,
+            "shift": None,
+            "per_filter": [],
+        }
     per_filter, scores = [], {"init": [], "learned": []}
     for index in range(init.shape[3]):
         entry = {"index": index}
@@ -154,12 +166,16 @@ def compare_filters(init: np.ndarray, learned: np.ndarray, bank: Mapping[str, ob
     return {
         "comparable": True,
         "bank_classes": [c.name for c in classes],
-        "similarity": {moment: {"mean": _round(np.mean(values)), "max": _round(np.max(values))}
-                       for moment, values in scores.items()},
+        "similarity": {
+            moment: {"mean": _round(np.mean(values)), "max": _round(np.max(values))}
+            for moment, values in scores.items()
+        },
         "chance": level,
         # Effect size: how many chance standard deviations the learned mean lies above chance.
-        "shift": {"mean": _round(shift.mean()),
-                  "effect_size": _round((learned_scores.mean() - level["mean"]) / level["sd"]),
-                  "above_chance_p95": _round(np.mean(learned_scores > level["p95"]))},
+        "shift": {
+            "mean": _round(shift.mean()),
+            "effect_size": _round((learned_scores.mean() - level["mean"]) / level["sd"]),
+            "above_chance_p95": _round(np.mean(learned_scores > level["p95"])),
+        },
         "per_filter": per_filter,
     }

@@ -66,9 +66,7 @@ def share_without_peak(length: int, margin: float, samples: int = 20_000) -> flo
     return hits / samples
 
 
-def make_sequences(
-    count: int, length: int, margin: float, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
+def make_sequences(count: int, length: int, margin: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Balanced sequences in [0, 1) and their labels: 1 where some response is > margin."""
     wanted = {0: count // 2, 1: count - count // 2}
     kept_x, kept_y = [], []
@@ -84,12 +82,14 @@ def make_sequences(
             wanted[label] -= len(rows)
     else:
         if wanted[0] + wanted[1] > 0:
-            raise ParamError("probes.peak.sequence_length", f"{length}: too few random sequences of this length "
-                             f"lack a peak above margin {margin} to balance the classes; use a shorter length")
+            raise ParamError(
+                "probes.peak.sequence_length",
+                f"{length}: too few random sequences of this length "
+                f"lack a peak above margin {margin} to balance the classes; use a shorter length",
+            )
     x, y = np.concatenate(kept_x), np.concatenate(kept_y)
     order = rng.permutation(len(y))
     return x[order, :, np.newaxis].astype(np.float32), y[order].astype(np.float32)
-
 
 
 @dataclass(frozen=True)
@@ -123,8 +123,7 @@ def learn(params: PeakProbe, seed: int) -> LearnedPeak:
     outputs = layers.Activation("sigmoid", name="sigmoid")(layers.GlobalMaxPooling1D(name="max_pool")(conv(inputs)))
     model = keras.Model(inputs, outputs, name="peak_probe")
     initial = np.array(conv.get_weights()[0][:, 0, :])
-    model.compile(optimizer=keras.optimizers.Adam(params.learning_rate), loss="binary_crossentropy",
-                  jit_compile=False)
+    model.compile(optimizer=keras.optimizers.Adam(params.learning_rate), loss="binary_crossentropy", jit_compile=False)
     # Inputs centred on 0 so that the label rule needs only a bias shift: response - 0.5.
     targets = np.repeat(y[:, np.newaxis], params.restarts, axis=1)
     model.fit(x - CENTRE, targets, epochs=params.epochs, batch_size=params.batch_size, verbose=0)
@@ -133,8 +132,12 @@ def learn(params: PeakProbe, seed: int) -> LearnedPeak:
     accuracies = (predictions == targets.astype(bool)).mean(axis=0)
     kept = int(np.argmax(accuracies))
     return LearnedPeak(
-        initial=initial[:, kept], learned=np.array(kernel[:, 0, kept]), bias=float(bias[kept]),
-        accuracy=float(accuracies[kept]), kept=kept, restart_accuracies=accuracies.round(4).tolist(),
+        initial=initial[:, kept],
+        learned=np.array(kernel[:, 0, kept]),
+        bias=float(bias[kept]),
+        accuracy=float(accuracies[kept]),
+        kept=kept,
+        restart_accuracies=accuracies.round(4).tolist(),
         restart_cosines=[round(cosine(kernel[:, 0, k], PEAK), 4) for k in range(params.restarts)],
     )
 
@@ -152,19 +155,29 @@ def figure(hand: dict, learned: LearnedPeak):
     left.plot(hand["response_points"], hand["response"], color="0.4", lw=0.8)
     left.axhline(0, color="black", lw=0.8)
     winner = hand["max_pool_point"]
-    left.annotate("max-pool", (winner, max(hand["response"])), xytext=(0, 12), textcoords="offset points",
-                  ha="center", arrowprops={"arrowstyle": "->"})
+    left.annotate(
+        "max-pool",
+        (winner, max(hand["response"])),
+        xytext=(0, 12),
+        textcoords="offset points",
+        ha="center",
+        arrowprops={"arrowstyle": "->"},
+    )
     left.set_xticks(points)
     left.set_xlabel("point (1-based); response drawn at its window's centre")
     left.set_title(f"positive at points {hand['positive_points']}, max-pool lands on point {winner}", fontsize=9)
     left.legend(fontsize=8, loc="lower left")
     taps = np.arange(3)
-    for offset, values, label in ((-0.25, PEAK, "[-1, 1, -1]"), (0.0, learned.initial, "init"),
-                                  (0.25, learned.learned / np.abs(learned.learned).max(), "learned (÷max|w|)")):
+    for offset, values, label in (
+        (-0.25, PEAK, "[-1, 1, -1]"),
+        (0.0, learned.initial, "init"),
+        (0.25, learned.learned / np.abs(learned.learned).max(), "learned (÷max|w|)"),
+    ):
         right.bar(taps + offset, values, width=0.25, label=label)
     right.axhline(0, color="black", lw=0.8)
     right.set_xticks(taps, ["left", "centre", "right"])
-    right.set_title(f"Conv1D filter, cosine to [-1, 1, -1]\n= {cosine(learned.learned, PEAK):.3f} "
-                    "(symmetric: no flip)", fontsize=9)
+    right.set_title(
+        f"Conv1D filter, cosine to [-1, 1, -1]\n= {cosine(learned.learned, PEAK):.3f} (symmetric: no flip)", fontsize=9
+    )
     right.legend(fontsize=7, loc="lower center")
     return fig

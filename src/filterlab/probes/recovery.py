@@ -2,7 +2,7 @@
 
 Pure: images, kernels and params in, numbers and a figure out; the probes stage writes
 them. For each kernel the target is the kernel's true convolution of the images
-(`filterlab.convolution.convolve_batch`: 'same' size, zero padding, like
+(`filterlab.kernels.convolution.convolve_batch`: 'same' size, zero padding, like
 scipy.ndimage.convolve with mode="constant"); a single bias-free 3x3 Conv2D with
 padding="same" (also zero padding) learns from random init by MSE regression. The
 problem is linear least squares with an exact solution, so the learned weights should
@@ -80,9 +80,11 @@ def figure(results: list[Recovered], colormap: str):
     grid = fig.subplots(len(results), 3, squeeze=False)
     for row, result in enumerate(results):
         scale = max(float(np.abs(result.true_keras).max()), 1e-12)
-        panels = (("true (Keras layout)", result.true_keras, scale),
-                  ("learned", result.learned, scale),
-                  ("learned - true", result.learned - result.true_keras, None))
+        panels = (
+            ("true (Keras layout)", result.true_keras, scale),
+            ("learned", result.learned, scale),
+            ("learned - true", result.learned - result.true_keras, None),
+        )
         for col, (title, values, limit) in enumerate(panels):
             axes = grid[row, col]
             limit = limit or max(float(np.abs(values).max()), 1e-12)
@@ -96,6 +98,7 @@ def figure(results: list[Recovered], colormap: str):
             axes.set_yticks([])
             axes.set_title(f"{result.name}: {title}" if col == 0 else title, fontsize=8)
         grid[row, 2].set_xlabel(f"max |error| = {result.max_abs_error:.1e}", fontsize=8)
-    fig.suptitle("Kernel recovery: Keras conv1 weights (cross-correlation) learned from the true convolution",
-                 fontsize=9)
+    fig.suptitle(
+        "Kernel recovery: Keras conv1 weights (cross-correlation) learned from the true convolution", fontsize=9
+    )
     return fig

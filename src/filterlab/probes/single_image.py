@@ -49,7 +49,6 @@ class SingleImageResult:
         }
 
 
-
 def first_of_digit(x_train: np.ndarray, y_train: np.ndarray, digit: int) -> int:
     matches = np.flatnonzero(y_train == digit)
     if matches.size == 0:
@@ -62,8 +61,13 @@ def build(n_filters: int, l2: float):
     from keras import layers
 
     inputs = keras.Input(shape=(IMAGE_SIDE, IMAGE_SIDE, 1), name="image")
-    x = layers.Conv2D(n_filters, IMAGE_SIDE, padding="valid", name="conv1",
-                      kernel_regularizer=keras.regularizers.L2(l2) if l2 else None)(inputs)
+    x = layers.Conv2D(
+        n_filters,
+        IMAGE_SIDE,
+        padding="valid",
+        name="conv1",
+        kernel_regularizer=keras.regularizers.L2(l2) if l2 else None,
+    )(inputs)
     x = layers.Flatten(name="flatten")(x)
     outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="softmax")(x)
     return keras.Model(inputs, outputs, name="single_image_probe")
@@ -81,10 +85,11 @@ def run(x_train: np.ndarray, y_train: np.ndarray, params: SingleImageProbe, seed
     model = build(params.n_filters, params.l2)
     conv1 = model.get_layer("conv1")
     init = np.array(conv1.get_weights()[0][:, :, 0, :])
-    model.compile(optimizer=keras.optimizers.Adam(params.learning_rate), loss="sparse_categorical_crossentropy",
-                  jit_compile=False)
+    model.compile(
+        optimizer=keras.optimizers.Adam(params.learning_rate), loss="sparse_categorical_crossentropy", jit_compile=False
+    )
     # One epoch over `epochs` copies: the same optimizer steps as `epochs` epochs of one
-    # image, without Keras' per-epoch overhead (about 0.1 s each here).
+    # image, without Keras' per-epoch overhead (benchmarks/ measures the probes).
     copies = np.repeat(image, params.epochs, axis=0)
     model.fit(copies, np.full(params.epochs, params.digit), epochs=1, batch_size=1, verbose=0)
     probabilities = model.predict(image, verbose=0)[0]

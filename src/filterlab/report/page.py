@@ -10,7 +10,7 @@ import html
 import math
 from collections.abc import Mapping
 
-from filterlab.report.content import BUNDLED_NOTE, NOT_RUN, Results, is_bundled
+from filterlab.report.collected import BUNDLED_NOTE, NOT_RUN, Results, is_bundled
 from filterlab.report.tables import (
     TIED,
     Table,
@@ -105,8 +105,10 @@ def _table(table: Table, *, sortable: bool, sorted_by: str | None = None, table_
     marked = ' data-order="desc"'
     head = "".join(f"<th{marked if header == sorted_by else ''}>{_esc(header)}</th>" for header in table.headers)
     body = "".join(
-        "<tr>" + "".join(f'<td data-value="{_key(key)}"{_cell_class(cell)}>{_esc(cell)}</td>' for cell, key in row)
-        + "</tr>" for row in table.rows
+        "<tr>"
+        + "".join(f'<td data-value="{_key(key)}"{_cell_class(cell)}>{_esc(cell)}</td>' for cell, key in row)
+        + "</tr>"
+        for row in table.rows
     )
     css = ' class="sortable"' if sortable else ""
     ident = f' id="{table_id}"' if table_id else ""
@@ -137,24 +139,34 @@ def render_html(
         parts.append(f'<p class="note" id="bundled-note"><strong>Note:</strong> {_esc(BUNDLED_NOTE)}</p>')
     parts += [f'<p class="warning"><strong>Warning:</strong> {_esc(w)}</p>' for w in results.warnings]
     if results.verdict:
-        parts.append('<section id="verdict"><h2>The answer</h2><ul>'
-                     + "".join(f"<li>{_esc(line)}</li>" for line in results.verdict) + "</ul></section>")
+        parts.append(
+            '<section id="verdict"><h2>The answer</h2><ul>'
+            + "".join(f"<li>{_esc(line)}</li>" for line in results.verdict)
+            + "</ul></section>"
+        )
     parts.append("<ul>" + "".join(f"<li>{_esc(line)}</li>" for line in headlines(results)) + "</ul>")
-    parts += ["<h2>Variants</h2>",
-              "<p>Sorted by test accuracy; click a column header to sort. The interval is Wilson's 95% interval; "
-              "“vs best” is an exact McNemar test against the best variant on the same test digits.</p>",
-              _table(variant_table(results), sortable=True, sorted_by="test accuracy", table_id="variants")]
+    parts += [
+        "<h2>Variants</h2>",
+        "<p>Sorted by test accuracy; click a column header to sort. The interval is Wilson's 95% interval; "
+        "“vs best” is an exact McNemar test against the best variant on the same test digits.</p>",
+        _table(variant_table(results), sortable=True, sorted_by="test accuracy", table_id="variants"),
+    ]
     parts.append('<h2 id="learned-vs-classic">Learned filters vs classic kernels</h2>')
     classic = classic_table(results)
-    parts.append("<p>Mean similarity of each filter to its nearest classic kernel (|cosine|), at init and after "
-                 "training, against the same measure for random filters drawn like the initialiser (chance).</p>")
+    parts.append(
+        "<p>Mean similarity of each filter to its nearest classic kernel (|cosine|), at init and after "
+        "training, against the same measure for random filters drawn like the initialiser (chance).</p>"
+    )
     parts.append(_table(classic, sortable=True, table_id="classic") if classic else f"<p>{NOT_RUN}</p>")
     parts.append("<h2>Comparison plots</h2>")
     parts += [_img(data, PLOT_CAPTIONS.get(name, name)) for name, data in plots.items()]
     parts.append("<h2>Baselines (frozen first layer)</h2>")
     baselines = baseline_table(results)
-    parts.append(_table(baselines, sortable=True, sorted_by="test accuracy", table_id="baselines")
-                 if baselines else f"<p>{NOT_RUN}</p>")
+    parts.append(
+        _table(baselines, sortable=True, sorted_by="test accuracy", table_id="baselines")
+        if baselines
+        else f"<p>{NOT_RUN}</p>"
+    )
     parts.append("<h2>Probes</h2>")
     if results.probes is None:
         parts.append(f"<p>{NOT_RUN}</p>")

@@ -7,7 +7,7 @@ never leaks figures between calls.
 import io
 from collections import defaultdict
 
-from filterlab.report.content import Results
+from filterlab.report.collected import Results
 
 
 def _figure(width: float, height: float, ncols: int = 1):
@@ -70,19 +70,43 @@ def accuracy_vs_params(results: Results) -> bytes:
     (every name is in the variants table), so no label sits on another."""
     figure, (ax,) = _figure(7.2, 4.4)
     markers = dict(zip(sorted({v.stride for v in results.variants}), "osD^v<>", strict=False))
-    colours = dict(zip(sorted({v.kernel_size for v in results.variants}),
-                       ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"), strict=False))
+    colours = dict(
+        zip(
+            sorted({v.kernel_size for v in results.variants}),
+            ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"),
+            strict=False,
+        )
+    )
     sized = [v for v in results.variants if v.params_count]
     for v in sized:
-        ax.scatter([v.params_count], [100 * v.test_accuracy], color=colours.get(v.kernel_size, "grey"),
-                   marker=markers.get(v.stride, "o"), s=36, zorder=3)
+        ax.scatter(
+            [v.params_count],
+            [100 * v.test_accuracy],
+            color=colours.get(v.kernel_size, "grey"),
+            marker=markers.get(v.stride, "o"),
+            s=36,
+            zorder=3,
+        )
     front = _pareto([(v.params_count, 100 * v.test_accuracy, v.name) for v in sized])
-    ax.plot([p[0] for p in front], [p[1] for p in front], color="black", linewidth=0.8, alpha=0.5, zorder=2,
-            label="Pareto front (named)")
+    ax.plot(
+        [p[0] for p in front],
+        [p[1] for p in front],
+        color="black",
+        linewidth=0.8,
+        alpha=0.5,
+        zorder=2,
+        label="Pareto front (named)",
+    )
     for index, (params, accuracy, name) in enumerate(front):
         # Alternate above and below the front's line so neighbouring names do not collide.
-        ax.annotate(name, (params, accuracy), fontsize=8, xytext=(0, 8 if index % 2 == 0 else -14),
-                    textcoords="offset points", ha="center")
+        ax.annotate(
+            name,
+            (params, accuracy),
+            fontsize=8,
+            xytext=(0, 8 if index % 2 == 0 else -14),
+            textcoords="offset points",
+            ha="center",
+        )
     for size, colour in colours.items():
         ax.scatter([], [], color=colour, marker="o", label=f"{size}x{size} kernel")
     for stride, marker in markers.items():
@@ -103,7 +127,7 @@ def _round_ticks(low: float, high: float) -> list[float]:
 
     ticks = []
     for exponent in range(int(math.floor(math.log10(low))), int(math.ceil(math.log10(high))) + 1):
-        ticks += [m * 10 ** exponent for m in (1, 2, 5)]
+        ticks += [m * 10**exponent for m in (1, 2, 5)]
     inside = [t for t in ticks if low / 1.5 <= t <= high * 1.5]
     return inside or [low, high]
 
@@ -120,8 +144,13 @@ def baselines_vs_learned(results: Results) -> bytes | None:
     rows = [(f"learned {v.kernel_size}x{v.kernel_size}: {v.name}", v, "learned") for v in best_per_size.values()]
     rows += [(f"frozen {b.name}" + (f" ({b.n_kernels})" if b.n_kernels else ""), b, b.kind) for b in results.baselines]
     rows.sort(key=lambda row: -row[1].test_accuracy)
-    colours = {"learned": "black", "bank": "tab:blue", "random": "tab:red", "family": "tab:orange",
-               "pixels": "tab:green"}
+    colours = {
+        "learned": "black",
+        "bank": "tab:blue",
+        "random": "tab:red",
+        "family": "tab:orange",
+        "pixels": "tab:green",
+    }
     figure, (ax,) = _figure(7.6, 0.32 * len(rows) + 1.4)
     top = max(100 * row[1].ci95_high for row in rows)
     near = [100 * row[1].ci95_low for row in rows if 100 * row[1].test_accuracy >= top - 6.0]
@@ -131,18 +160,35 @@ def baselines_vs_learned(results: Results) -> bytes | None:
         accuracy, low, high = (100 * model.test_accuracy, 100 * model.ci95_low, 100 * model.ci95_high)
         colour = colours.get(kind, "grey")
         if accuracy < left:
-            ax.annotate(f"◀ {accuracy:.2f}%", (left, y), xytext=(4, 0), textcoords="offset points", va="center",
-                        fontsize=8, color=colour)
+            ax.annotate(
+                f"◀ {accuracy:.2f}%",
+                (left, y),
+                xytext=(4, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=8,
+                color=colour,
+            )
             continue
-        ax.errorbar([accuracy], [y], xerr=[[accuracy - max(low, left)], [high - accuracy]], fmt="o", color=colour,
-                    markersize=5, capsize=2, zorder=3)
+        ax.errorbar(
+            [accuracy],
+            [y],
+            xerr=[[accuracy - max(low, left)], [high - accuracy]],
+            fmt="o",
+            color=colour,
+            markersize=5,
+            capsize=2,
+            zorder=3,
+        )
     best = 100 * results.best.test_accuracy
     ax.axvline(best, color="black", linewidth=0.6, linestyle=":", label=f"best learned, {best:.2f}%")
     ax.set_yticks(list(ys), [row[0] for row in rows], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(left, top + 0.2)
-    ax.set(xlabel="test accuracy (%), with its 95% interval",
-           title="Hand-designed and random frozen filters against learned ones")
+    ax.set(
+        xlabel="test accuracy (%), with its 95% interval",
+        title="Hand-designed and random frozen filters against learned ones",
+    )
     ax.grid(alpha=0.3, axis="x")
     figure.legend(fontsize="small", loc="outside lower center")  # below the axes: clear of every row
     return png_bytes(figure)

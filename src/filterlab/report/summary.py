@@ -7,7 +7,7 @@ because the summary is pasted into a PR comment where Markdown and HTML are live
 
 import re
 
-from filterlab.report.content import BUNDLED_NOTE, NOT_RUN, Results, is_bundled
+from filterlab.report.collected import BUNDLED_NOTE, NOT_RUN, Results, is_bundled
 from filterlab.report.tables import (
     Table,
     baseline_table,

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from filterlab.report.content import Results
+from filterlab.report.collected import Results
 from filterlab.training import stats
 
 # Effect size of the learned filters' similarity, in standard deviations of random filters' similarity.
@@ -39,8 +39,10 @@ def compute(results: Results, correct: Mapping[str, Sequence[bool]]) -> dict[str
     for size in sorted({v.kernel_size for v in results.variants}):
         members = [v for v in results.variants if v.kernel_size == size]  # best first
         best = members[0]
-        entry: dict[str, Any] = {"variants": len(members), "best": _model(best.name, best.test_accuracy,
-                                                                           best.ci95_low, best.ci95_high)}
+        entry: dict[str, Any] = {
+            "variants": len(members),
+            "best": _model(best.name, best.test_accuracy, best.ci95_low, best.ci95_high),
+        }
         reports = [results.filters[v.name] for v in members if v.name in results.filters]
         if reports:
             nearest = Counter(f["learned"]["kernel"] for r in reports for f in r["per_filter"])
@@ -56,12 +58,15 @@ def compute(results: Results, correct: Mapping[str, Sequence[bool]]) -> dict[str
                 "nearest": [[kernel, round(count / total, 3)] for kernel, count in nearest.most_common(3)],
             }
         for key, baseline in frozen.items():
-            entry[f"vs_{key}"] = _model(baseline.name, baseline.test_accuracy, baseline.ci95_low,
-                                        baseline.ci95_high) | {
-                "p_value": _paired(correct.get(best.name), correct.get(baseline.name))}
+            entry[f"vs_{key}"] = _model(
+                baseline.name, baseline.test_accuracy, baseline.ci95_low, baseline.ci95_high
+            ) | {"p_value": _paired(correct.get(best.name), correct.get(baseline.name))}
         sizes[str(size)] = entry
-    return {"data_source": results.data_source, "test_digits": len(next(iter(correct.values()), ())),
-            "kernel_sizes": sizes}
+    return {
+        "data_source": results.data_source,
+        "test_digits": len(next(iter(correct.values()), ())),
+        "kernel_sizes": sizes,
+    }
 
 
 def _pct(value: float) -> str:
@@ -94,9 +99,11 @@ def _shift(similarity: Mapping[str, Any]) -> str:
         answer = "only slightly: above chance, but within the spread of random filters"
     else:
         answer = "barely, and not in every variant"
-    return (f"do they move towards classic kernels? {answer} (nearest-kernel similarity {similarity['init']:.2f} at "
-            f"init → {similarity['learned']:.2f} learned, chance {similarity['chance']:.2f}; {spread} chance SDs "
-            f"above it)")
+    return (
+        f"do they move towards classic kernels? {answer} (nearest-kernel similarity {similarity['init']:.2f} at "
+        f"init → {similarity['learned']:.2f} learned, chance {similarity['chance']:.2f}; {spread} chance SDs "
+        f"above it)"
+    )
 
 
 def lines(verdict: Mapping[str, Any]) -> list[str]:
@@ -105,8 +112,10 @@ def lines(verdict: Mapping[str, Any]) -> list[str]:
     for size, entry in verdict["kernel_sizes"].items():
         best = entry["best"]
         low, high = best["ci95"]
-        parts = [f"{size}×{size} filters ({entry['variants']} variants, best {best['name']} at "
-                 f"{_pct(best['accuracy'])}, 95% {100 * low:.2f}–{100 * high:.2f}%)"]
+        parts = [
+            f"{size}×{size} filters ({entry['variants']} variants, best {best['name']} at "
+            f"{_pct(best['accuracy'])}, 95% {100 * low:.2f}–{100 * high:.2f}%)"
+        ]
         similarity = entry.get("similarity")
         if similarity is None:
             parts.append("no classic kernel of this size in the bank to compare with")
@@ -114,9 +123,11 @@ def lines(verdict: Mapping[str, Any]) -> list[str]:
             parts.append(_shift(similarity))
             become = ", ".join(f"{kernel} ({100 * share:.0f}%)" for kernel, share in similarity["nearest"])
             parts.append(f"nearest classic kernels: {become}")
-        against = [_against(best, entry[key], label) for key, label in
-                   (("vs_bank", "the frozen classic bank"), ("vs_family", "the best frozen classic family"))
-                   if key in entry]
+        against = [
+            _against(best, entry[key], label)
+            for key, label in (("vs_bank", "the frozen classic bank"), ("vs_family", "the best frozen classic family"))
+            if key in entry
+        ]
         if against:
             parts.append(f"the best of them {' and '.join(against)}")
         result.append("; ".join(parts) + ".")
@@ -138,7 +149,7 @@ def replace_in_readme(text: str, verdict: Mapping[str, Any]) -> str:
     start, end = text.find(README_START), text.find(README_END)
     if start < 0 or end < start:
         raise ValueError(f"no verdict block: the README needs the lines {README_START!r} and {README_END!r}")
-    return text[:start] + readme_block(verdict) + text[end + len(README_END):]
+    return text[:start] + readme_block(verdict) + text[end + len(README_END) :]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -150,8 +161,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from filterlab.core import atomic
 
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("verdict", nargs="?", type=Path, default=Path("reports/verdict.json"),
-                        help="the report stage's verdict.json (default: reports/verdict.json)")
+    parser.add_argument(
+        "verdict",
+        nargs="?",
+        type=Path,
+        default=Path("reports/verdict.json"),
+        help="the report stage's verdict.json (default: reports/verdict.json)",
+    )
     parser.add_argument("--readme", type=Path, help="rewrite this file's verdict block instead of printing")
     args = parser.parse_args(argv)
     try:

@@ -4,7 +4,7 @@ One module owns the contract, so the writer and the reader cannot drift apart:
   model.keras   the trained Keras model (load with safe_mode=True)
   filters.npz   `kernels` (epochs + 1, kh, kw, 1, filters; index 0 at init), `epochs`, `bias`
   run.json      the variant's geometry (variant, filters, kernel_size, stride)
-Nothing here is run-specific: the MLflow run is found by its `filterlab.filters_sha256`
+Nothing here is run-specific: the MLflow run is found by its `filterlab.core.tracking.FILTERS_TAG`
 tag, so a forced re-run with the same inputs writes byte-identical files. Keras is
 never imported here; `save_model` takes the model it is given.
 """
@@ -53,8 +53,12 @@ def _renumber_shared(node: Any, numbers: dict[int, int]) -> Any:
     """Keras names objects shared between layers by their Python id(), new in every process;
     numbering them in order of appearance keeps which layers share what, and nothing else."""
     if isinstance(node, dict):
-        return {key: numbers.setdefault(value, len(numbers) + 1) if key == "shared_object_id"
-                else _renumber_shared(value, numbers) for key, value in node.items()}
+        return {
+            key: numbers.setdefault(value, len(numbers) + 1)
+            if key == "shared_object_id"
+            else _renumber_shared(value, numbers)
+            for key, value in node.items()
+        }
     if isinstance(node, list):
         return [_renumber_shared(item, numbers) for item in node]
     return node
@@ -73,8 +77,12 @@ def save_model(model: Any, path: Path) -> None:
 
 def write_filters(model_dir: Path, kernels: np.ndarray, bias: np.ndarray, variant: VariantSpec) -> str:
     """filters.npz and run.json; returns filters.npz's sha256, the key to the variant's MLflow run."""
-    atomic.save_npz(model_dir / FILTERS_FILE, kernels=kernels, epochs=np.arange(len(kernels)),
-                    bias=np.asarray(bias, dtype=np.float32))
+    atomic.save_npz(
+        model_dir / FILTERS_FILE,
+        kernels=kernels,
+        epochs=np.arange(len(kernels)),
+        bias=np.asarray(bias, dtype=np.float32),
+    )
     atomic.write_json(model_dir / RUN_FILE, {"variant": variant.name, **vars(variant)})
     return file_sha256(model_dir / FILTERS_FILE)
 
@@ -83,12 +91,12 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def read_filters(filters_path: Path, run_path: Path) -> tuple[dict[str, np.ndarray], dict]:
+def read_filters(filters_path: Path, run_path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """filters.npz and run.json, checked against each other; DataError on anything missing or inconsistent."""
     for path in (filters_path, run_path):
         if not path.is_file():
             raise DataError(f"{path}: not found; run `dvc repro train` for this variant first")
-    arrays = atomic.load_npz(filters_path)
+    arrays = atomic.load_npz(filters_path, rebuild="re-run `dvc repro -f train` for this variant")
     if not set(FILTERS_KEYS) <= set(arrays) or arrays["kernels"].ndim != 5:
         raise DataError(f"{filters_path}: expected `kernels` (epochs+1, kh, kw, 1, filters), `epochs`, `bias`")
     try:

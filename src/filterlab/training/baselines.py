@@ -11,7 +11,7 @@ rate and dropout, so its accuracy is comparable with the learned variants:
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -89,13 +89,17 @@ def fit_baseline(
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     model_name = "baseline_" + baseline.name.replace(":", "_")
-    if baseline.kind == "pixels":
+    if baseline.kind == "pixels" or baseline.kernel_size is None:
         model = models.build_pixel_model(dropout=params.dropout, name=model_name)
     else:
         model = models.build_model(
-            baseline.n_kernels, baseline.kernel_size, STRIDE,
-            block2_filters=params.block2_filters, dropout=params.dropout,
-            conv1_weights=baseline.keras_weights(), name=model_name,
+            baseline.n_kernels,
+            baseline.kernel_size,
+            STRIDE,
+            block2_filters=params.block2_filters,
+            dropout=params.dropout,
+            conv1_weights=baseline.keras_weights(),
+            name=model_name,
         )
     return fit_and_evaluate(model, data, params, on_epoch=on_epoch)
 
@@ -105,7 +109,11 @@ def file_name(baseline: Baseline) -> str:
     return baseline.name.replace(":", "-") + ".json"
 
 
-def describe(baseline: Baseline) -> dict:
+def describe(baseline: Baseline) -> dict[str, Any]:
     """What the baseline is, for its entry in the details file."""
-    return {"kind": baseline.kind, "kernels": list(baseline.kernel_names), "n_kernels": baseline.n_kernels,
-            "kernel_size": baseline.kernel_size}
+    return {
+        "kind": baseline.kind,
+        "kernels": list(baseline.kernel_names),
+        "n_kernels": baseline.n_kernels,
+        "kernel_size": baseline.kernel_size,
+    }

@@ -9,8 +9,9 @@ call per epoch, nothing per batch.
 import csv
 import io
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import keras
 import numpy as np
@@ -24,10 +25,8 @@ from filterlab.training import models
 # The per-epoch history that goes to git and `dvc plots`: results only, so an unchanged re-run writes the same
 # bytes. Each epoch's wall seconds go to MLflow (`epoch_seconds`) with the other per-epoch metrics.
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
-# The per-epoch metrics every fit logs to MLflow (the history minus its bookkeeping columns).
+# The per-epoch metrics every fit logs to MLflow: the history's results and the epoch's wall seconds.
 LOGGED = (*HISTORY_COLUMNS[1:], "epoch_seconds")
-
-
 
 
 @dataclass(frozen=True)
@@ -67,11 +66,11 @@ class KernelSnapshots(keras.callbacks.Callback):
         kernel = self.model.get_layer(self.layer_name).kernel
         self.snapshots.append(np.array(keras.ops.convert_to_numpy(kernel), dtype=np.float32, copy=True))
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.snapshots = []
         self._snapshot()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._snapshot()
 
 
@@ -84,10 +83,10 @@ class EpochRecorder(keras.callbacks.Callback):
         self.rows: list[dict[str, float]] = []
         self._started = 0.0
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._started = time.perf_counter()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
         row = {"epoch": epoch + 1, **{key: float(logs[key]) for key in HISTORY_COLUMNS[1:]}}
         row["epoch_seconds"] = time.perf_counter() - self._started
@@ -120,8 +119,14 @@ def train_variant(
     return TrainResult(**vars(outcome), kernels=np.stack(snapshots.snapshots))
 
 
-def replicates(data: Prepared, variant: VariantSpec, params: TrainParams, seed: int, first: TrainResult,
-               on_start: Callable[[int, int], None] | None = None) -> tuple[list[float], float]:
+def replicates(
+    data: Prepared,
+    variant: VariantSpec,
+    params: TrainParams,
+    seed: int,
+    first: TrainResult,
+    on_start: Callable[[int, int], None] | None = None,
+) -> tuple[list[float], float]:
     """Test accuracies of `first` and its retrainings with seed+1, seed+2, ... (`params.seeds` in all), and the
     fit seconds of all of them: the spread across seeds says how much of a difference the seed alone makes."""
     accuracies, seconds = [first.test_accuracy], first.seconds
@@ -138,7 +143,7 @@ def fit_and_evaluate(
     model: keras.Model,
     data: Prepared,
     params: TrainParams,
-    callbacks: list[keras.callbacks.Callback] = (),
+    callbacks: Sequence[keras.callbacks.Callback] = (),
     on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> FitOutcome:
     """Compile, fit on train (validating on val), evaluate on test: the one loop every model here goes through,
@@ -169,7 +174,7 @@ def fit_and_evaluate(
     )
 
 
-def headline_metrics(outcome: FitOutcome, low: float, high: float) -> dict:
+def headline_metrics(outcome: FitOutcome, low: float, high: float) -> dict[str, Any]:
     """What `dvc metrics show` lists per model: four short columns (test split), rounded past float32 noise.
 
     No durations: they differ on every run, and git-tracked results must not (fit seconds go to MLflow).
@@ -177,16 +182,24 @@ def headline_metrics(outcome: FitOutcome, low: float, high: float) -> dict:
     The same keys for grid variants and baselines, so the table stays narrow; everything
     else (parameter count, best validation accuracy, predictions) goes to the details file.
     """
-    return {"accuracy": round(outcome.test_accuracy, 6), "ci95_low": round(low, 4), "ci95_high": round(high, 4),
-            "loss": round(outcome.test_loss, 6)}
+    return {
+        "accuracy": round(outcome.test_accuracy, 6),
+        "ci95_low": round(low, 4),
+        "ci95_high": round(high, 4),
+        "loss": round(outcome.test_loss, 6),
+    }
 
 
-def details(outcome: FitOutcome, labels: np.ndarray, epochs: int) -> dict:
+def details(outcome: FitOutcome, labels: np.ndarray, epochs: int) -> dict[str, Any]:
     """The model's details file: sizes, validation, and the test predictions as digit strings,
     small and diffable, so any paired comparison can be recomputed."""
-    return {"params": outcome.params_count, "epochs": epochs, "best_val_accuracy": round(outcome.best_val_accuracy, 6),
-            "labels": "".join(map(str, np.asarray(labels).tolist())),
-            "predicted": "".join(map(str, np.asarray(outcome.predictions).tolist()))}
+    return {
+        "params": outcome.params_count,
+        "epochs": epochs,
+        "best_val_accuracy": round(outcome.best_val_accuracy, 6),
+        "labels": "".join(map(str, np.asarray(labels).tolist())),
+        "predicted": "".join(map(str, np.asarray(outcome.predictions).tolist())),
+    }
 
 
 def history_csv(rows: tuple[dict[str, float], ...]) -> str:

@@ -74,4 +74,4 @@ def compile_model(model: keras.Model, learning_rate: float) -> keras.Model:
 def _pair(kernel_size: int | tuple[int, int]) -> tuple[int, int]:
     if isinstance(kernel_size, int):
         return (kernel_size, kernel_size)
-    return tuple(kernel_size)
+    return (kernel_size[0], kernel_size[1])

@@ -33,7 +33,7 @@ def mcnemar_exact(only_first: int, only_second: int) -> float:
     if n == 0:
         return 1.0
     low = min(only_first, only_second)
-    tail = sum(math.comb(n, k) for k in range(low + 1)) / 2**n
+    tail: float = sum(math.comb(n, k) for k in range(low + 1)) / 2**n
     return min(1.0, 2 * tail)
 
 
@@ -46,7 +46,7 @@ def discordant(first: Sequence[bool], second: Sequence[bool]) -> tuple[int, int]
     return only_first, only_second
 
 
-def across_seeds(accuracies: Sequence[float]) -> dict:
+def across_seeds(accuracies: Sequence[float]) -> dict[str, float]:
     """Mean and sample standard deviation of one variant's test accuracy over its seed replicates."""
     if len(accuracies) < 2:
         raise ValueError("a spread across seeds needs at least two replicates")

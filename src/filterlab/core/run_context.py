@@ -14,9 +14,12 @@ from pathlib import Path
 
 SWEEP_ENV = "FILTERLAB_SWEEP_ID"
 SWEEP_TAG = "filterlab.sweep_id"
+# Tags only filterlab itself reads (which process ran a run, which files it logged). MLflow's UI hides tags under
+# `mlflow.`, its namespace for system tags, so these stay off every run page.
+INTERNAL_TAG_PREFIX = "mlflow.filterlab."
 
 
-def repo_root(start: str | os.PathLike | None = None) -> Path:
+def repo_root(start: str | os.PathLike[str] | None = None) -> Path:
     """The project root; inside a DVC queue worker's temp copy, the repo it was copied from."""
     here = Path(start or os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
     parts = here.parts

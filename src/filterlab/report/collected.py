@@ -103,8 +103,9 @@ def correct_answers(grid: GridParams, details: Mapping[str, Any]) -> dict[str, l
 def _headline(path: str, payload: Any) -> dict:
     if payload is None:
         raise DataError(f"reports/metrics/{path}: missing; run its stage first")
-    bad = [key for key in HEADLINE_KEYS
-           if not isinstance(payload.get(key), int | float) or isinstance(payload[key], bool)]
+    bad = [
+        key for key in HEADLINE_KEYS if not isinstance(payload.get(key), int | float) or isinstance(payload[key], bool)
+    ]
     if bad:
         raise DataError(f"reports/metrics/{path}: missing or non-numeric {', '.join(bad)}")
     return {field: float(payload[key]) for key, field in HEADLINE_KEYS.items()}
@@ -113,8 +114,11 @@ def _headline(path: str, payload: Any) -> dict:
 def _spread(payload: Mapping[str, Any]) -> dict:
     if "accuracy_seed_mean" not in payload:
         return {}
-    return {"seeds": int(payload["seeds"]), "seed_mean": float(payload["accuracy_seed_mean"]),
-            "seed_sd": float(payload["accuracy_seed_sd"])}
+    return {
+        "seeds": int(payload["seeds"]),
+        "seed_mean": float(payload["accuracy_seed_mean"]),
+        "seed_sd": float(payload["accuracy_seed_sd"]),
+    }
 
 
 def _compare(best: list[bool] | None, mine: list[bool] | None) -> dict:
@@ -124,8 +128,13 @@ def _compare(best: list[bool] | None, mine: list[bool] | None) -> dict:
     return {"tied_with_best": tied, "p_value": p}
 
 
-def collect(title: str, grid: GridParams, metrics: Mapping[str, Any], details: Mapping[str, Any],
-            context: Mapping[str, Any] | None = None) -> Results:
+def collect(
+    title: str,
+    grid: GridParams,
+    metrics: Mapping[str, Any],
+    details: Mapping[str, Any],
+    context: Mapping[str, Any] | None = None,
+) -> Results:
     """Check and join the payloads (keys: paths relative to reports/metrics and reports/details)."""
     rows = []
     for spec in grid.variants():
@@ -137,18 +146,37 @@ def collect(title: str, grid: GridParams, metrics: Mapping[str, Any], details: M
     variants = []
     for spec, headline, extra in rows:
         similarity, note = _similarity(metrics.get(f"filters/{spec.name}.json"))
-        variants.append(Variant(
-            name=spec.name, **headline, params_count=(extra or {}).get("params"),
-            **_compare(best_correct, _correct(extra)), filters=spec.filters, kernel_size=spec.kernel_size,
-            stride=spec.stride, similarity=similarity, similarity_note=note,
-        ))
+        variants.append(
+            Variant(
+                name=spec.name,
+                **headline,
+                params_count=(extra or {}).get("params"),
+                **_compare(best_correct, _correct(extra)),
+                filters=spec.filters,
+                kernel_size=spec.kernel_size,
+                stride=spec.stride,
+                similarity=similarity,
+                similarity_note=note,
+            )
+        )
     data = details.get("data.json")
     source = data.get("source", "unknown") if isinstance(data, Mapping) else "unknown"
-    filters = {v.name: details[f"filters/{v.name}.json"] for v in variants
-               if v.similarity is not None and f"filters/{v.name}.json" in details}
-    return Results(title=title, data_source=source, data=data, variants=tuple(variants),
-                   baselines=_baselines(metrics, details.get("baselines.json"), best_correct),
-                   probes=details.get("probes.json"), filters=filters, context=dict(context or {}), warnings=())
+    filters = {
+        v.name: details[f"filters/{v.name}.json"]
+        for v in variants
+        if v.similarity is not None and f"filters/{v.name}.json" in details
+    }
+    return Results(
+        title=title,
+        data_source=source,
+        data=data,
+        variants=tuple(variants),
+        baselines=_baselines(metrics, details.get("baselines.json"), best_correct),
+        probes=details.get("probes.json"),
+        filters=filters,
+        context=dict(context or {}),
+        warnings=(),
+    )
 
 
 def is_bundled(results: Results) -> bool:
@@ -166,19 +194,25 @@ def _similarity(payload: Mapping[str, Any] | None) -> tuple[Mapping[str, float] 
         raise DataError("filters metrics: expected similarity_init, similarity_learned, similarity_chance") from None
 
 
-def _baselines(metrics: Mapping[str, Any], details: Mapping[str, Any] | None,
-               best_correct: list[bool] | None) -> tuple[Baseline, ...] | None:
+def _baselines(
+    metrics: Mapping[str, Any], details: Mapping[str, Any] | None, best_correct: list[bool] | None
+) -> tuple[Baseline, ...] | None:
     files = {path: payload for path, payload in metrics.items() if path.startswith("baselines/")}
     if not files or not isinstance(details, Mapping):
         return None
     baselines = []
     for name, extra in details.get("baselines", {}).items():
         path = f"baselines/{name.replace(':', '-')}.json"
-        baselines.append(Baseline(
-            name=name, **_headline(path, files.get(path)), params_count=extra.get("params"),
-            **_compare(best_correct, _correct(extra)),
-            kind=str(extra.get("kind", name)), n_kernels=extra.get("n_kernels"),
-        ))
+        baselines.append(
+            Baseline(
+                name=name,
+                **_headline(path, files.get(path)),
+                params_count=extra.get("params"),
+                **_compare(best_correct, _correct(extra)),
+                kind=str(extra.get("kind", name)),
+                n_kernels=extra.get("n_kernels"),
+            )
+        )
     return tuple(sorted(baselines, key=lambda b: (-b.test_accuracy, b.name)))
 
 
@@ -210,6 +244,7 @@ def interval(model: Model) -> str:
 
 def figure_choice(results: Results, available: Sequence[str]) -> dict[str, list[str]]:
     """Which figures (paths relative to reports/figures) each report section shows."""
+
     def under(folder: str, word: str = "", suffix: str = ".png") -> list[str]:
         return sorted(
             p for p in available if p.startswith(folder) and p.endswith(suffix) and word in p.rsplit("/", 1)[-1]

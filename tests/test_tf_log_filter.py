@@ -1,16 +1,18 @@
-"""filterlab.core.quiet in real processes: the noise goes, everything else stays, even when the stage dies."""
+"""filterlab.core.tf_log_filter in real processes: the noise goes, everything else stays, even when the stage dies."""
 
 import os
 import signal
 import subprocess
 import sys
 
-NOISE = ("E0000 00:00:1764640000.123 1234 node_def_util.cc:680] NodeDef mentions attribute use_unbounded_threadpool "
-         "which is not in the op definition")
+NOISE = (
+    "E0000 00:00:1764640000.123 1234 node_def_util.cc:680] NodeDef mentions attribute use_unbounded_threadpool "
+    "which is not in the op definition"
+)
 SCRIPT = """
 import os, sys
-from filterlab.core import quiet
-quiet.install()
+from filterlab.core import tf_log_filter
+tf_log_filter.install()
 os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n")
 os.write(2, {noise!r}.encode() + b"\\n")
 print("a real error line", file=sys.stderr, flush=True)
@@ -20,8 +22,13 @@ os.write(2, b"no newline at the end")
 
 
 def run(ending: str = "", env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", SCRIPT.format(noise=NOISE, ending=ending)], capture_output=True,
-                          text=True, timeout=60, env=env)
+    return subprocess.run(
+        [sys.executable, "-c", SCRIPT.format(noise=NOISE, ending=ending)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
 
 
 def test_known_noise_is_dropped_and_the_rest_kept_in_order():

@@ -1,7 +1,7 @@
 """The sqlite file behind the MLflow store, checked and created all or nothing; no MLflow here.
 
 Reads the database file with Python's sqlite3 (read-only) and writes only beside it:
-a temp database that `build` renames into place once complete, and, for a store
+a temp database that `build` renames into place once complete (through `filterlab.core.atomic`), and, for a store
 left half-made by an older run, the set-aside copy. `filterlab.core.tracking` (the one
 module that imports MLflow) passes in the function that runs MLflow's migrations.
 """
@@ -10,11 +10,11 @@ import contextlib
 import os
 import sqlite3
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from filterlab.core import atomic
 from filterlab.core.errors import TrackingError
 
 ABSENT, READY, HALF_MADE = "absent", "ready", "half-made"
@@ -35,8 +35,10 @@ def state(db_path: Path, head: str) -> str:
             if "runs" in tables:
                 runs = db.execute("select count(*) from runs").fetchone()[0]
     except sqlite3.DatabaseError as error:
-        raise TrackingError(f"{db_path}: not a usable MLflow database ({error}); move it away and re-run "
-                            "to start a new one, or point MLFLOW_TRACKING_URI elsewhere") from None
+        raise TrackingError(
+            f"{db_path}: not a usable MLflow database ({error}); move it away and re-run "
+            "to start a new one, or point MLFLOW_TRACKING_URI elsewhere"
+        ) from None
     if not tables - {"alembic_version"}:
         return ABSENT
     # sqlite commits each DDL statement: a migration cut off by a full disk leaves its tables and an
@@ -49,22 +51,15 @@ def set_aside(db_path: Path) -> Path:
     """Rename a half-made store out of the way (kept, never deleted) and say so in one line."""
     kept = db_path.with_name(f"{db_path.name}.half-made-{time.strftime('%Y%m%dT%H%M%S')}")
     os.replace(db_path, kept)
-    print(f"warning: {db_path} was half-created (its schema is not complete and it holds no run); "
-          f"moved to {kept.name} and created anew", file=sys.stderr)
+    print(
+        f"warning: {db_path} was half-created (its schema is not complete and it holds no run); "
+        f"moved to {kept.name} and created anew",
+        file=sys.stderr,
+    )
     return kept
 
 
 def build(db_path: Path, create: Callable[[str], None]) -> None:
     """Run `create(uri)` on a temp database beside `db_path`, then rename it into place: all or nothing."""
-    handle, tmp_name = tempfile.mkstemp(dir=db_path.parent, prefix=f".{db_path.name}.", suffix=".tmp")
-    os.close(handle)
-    tmp = Path(tmp_name)
-    try:
+    with atomic.landing(db_path, sidecars=("-journal", "-wal", "-shm")) as tmp:
         create(f"sqlite:///{tmp}")
-        with open(tmp, "rb+") as stream:
-            os.fsync(stream.fileno())
-        os.replace(tmp, db_path)
-    finally:
-        for leftover in (tmp, Path(f"{tmp}-journal"), Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
-            with contextlib.suppress(FileNotFoundError):
-                leftover.unlink()

@@ -18,13 +18,16 @@ import signal
 import sys
 import time
 
-NOISE = tuple(re.compile(pattern) for pattern in (
-    r"^WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR$",
-    r"^I0000 .* port\.cc:\d+\] oneDNN custom operations are on\.",
-    r"^I0000 .* cpu_feature_guard\.cc:\d+\] This TensorFlow binary is optimized",
-    r"^To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\.$",
-    r"^E0000 .* node_def_util\.cc:\d+\] NodeDef mentions attribute use_unbounded_threadpool",
-))
+NOISE = tuple(
+    re.compile(pattern)
+    for pattern in (
+        r"^WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR$",
+        r"^I0000 .* port\.cc:\d+\] oneDNN custom operations are on\.",
+        r"^I0000 .* cpu_feature_guard\.cc:\d+\] This TensorFlow binary is optimized",
+        r"^To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\.$",
+        r"^E0000 .* node_def_util\.cc:\d+\] NodeDef mentions attribute use_unbounded_threadpool",
+    )
+)
 
 
 def is_noise(line: str) -> bool:

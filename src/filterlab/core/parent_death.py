@@ -18,6 +18,9 @@ import signal
 import sys
 import threading
 import time
+from typing import Any
+
+from filterlab.core.run_context import INTERNAL_TAG_PREFIX
 
 PR_SET_PDEATHSIG = 1
 SHELLS = frozenset({"sh", "dash", "bash", "zsh", "fish", "ksh", "mksh", "busybox"})
@@ -27,12 +30,12 @@ POLL_SECONDS = 0.5
 def _set_parent_death_signal(signum: int) -> bool:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) == 0
+        return bool(libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) == 0)
     except (OSError, AttributeError):
         return False
 
 
-def owner():
+def owner() -> Any:
     """The first ancestor that is not a shell (DVC, under `dvc repro`), as a psutil.Process; None if unknown."""
     import psutil
 
@@ -44,7 +47,7 @@ def owner():
     return None
 
 
-def _watch(target, signum: int) -> None:
+def _watch(target: Any, signum: int) -> None:
     import psutil
 
     while True:
@@ -69,10 +72,10 @@ def install(signum: int = signal.SIGTERM) -> None:
         return
     target = owner()
     if target is not None and target.pid != parent:
-        threading.Thread(target=_watch, args=(target, signum), name="lifeline", daemon=True).start()
+        threading.Thread(target=_watch, args=(target, signum), name="parent-death", daemon=True).start()
 
 
-HOST_TAG, PID_TAG, STARTED_TAG = "filterlab.host", "filterlab.pid", "filterlab.pid_started"
+HOST_TAG, PID_TAG, STARTED_TAG = (f"{INTERNAL_TAG_PREFIX}{name}" for name in ("host", "pid", "pid_started"))
 
 
 def identity() -> dict[str, str]:
@@ -81,8 +84,11 @@ def identity() -> dict[str, str]:
 
     import psutil
 
-    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()),
-            STARTED_TAG: f"{psutil.Process().create_time():.2f}"}
+    return {
+        HOST_TAG: socket.gethostname(),
+        PID_TAG: str(os.getpid()),
+        STARTED_TAG: f"{psutil.Process().create_time():.2f}",
+    }
 
 
 def alive(tags: dict[str, str]) -> bool | None:
@@ -100,4 +106,4 @@ def alive(tags: dict[str, str]) -> bool | None:
     except psutil.Error:
         return None
     # The same pid with another start time is a new process that reused the number.
-    return abs(started - float(tags.get(STARTED_TAG) or started)) < 1.0
+    return bool(abs(started - float(tags.get(STARTED_TAG) or started)) < 1.0)
