@@ -327,3 +327,90 @@ def test_a_store_with_runs_at_another_schema_is_left_alone_with_one_line(mlflow_
     assert result.returncode == 1 and len(ours) == 1, result.stderr[-3000:]
     assert ours[0].startswith(f"error: {db_path}: ") and "mlflow db upgrade" in ours[0], ours
     assert not list(db_path.parent.glob("mlflow.db.half-made-*"))
+
+
+def test_a_store_gone_mid_run_leaves_one_warning_and_the_stage_goes_on(mlflow_uri, monkeypatch, capsys):
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    def gone(*args, **kwargs):
+        raise MlflowException("API request to http://127.0.0.1:5001/api/2.0/mlflow/runs/log-batch failed\nretries")
+
+    monkeypatch.setenv("DVC_STAGE", "train@8-3-1")
+    with tracking.start_run("train", "f8_k3_s1") as run:
+        run.log_metrics({"loss": 1.0}, step=1)
+        monkeypatch.setattr(mlflow, "log_metrics", gone)
+        monkeypatch.setattr(mlflow.tracking.MlflowClient, "set_terminated", gone)  # what end_run calls last
+        run.log_metrics({"loss": 0.5}, step=2)
+        run.log_metrics({"loss": 0.25}, step=3)  # skipped: no second attempt, no second warning
+        run.set_tags({"after": "outage"})
+        finished = "the stage's own work"
+    assert finished and run.incomplete and "log-batch failed" in run.incomplete
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: MLflow run")]
+    assert len(warnings) == 1, warnings
+    assert "python -m filterlab.log_missing train@8-3-1" in warnings[0] and "retries" not in warnings[0]
+    monkeypatch.undo()
+    assert mlflow.active_run() is None  # forgotten locally, so the next run can start
+
+
+def test_an_unreachable_server_is_one_line_before_any_work(monkeypatch):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed once the block ends: nothing listens there
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://mlflow:s3cret@127.0.0.1:{port}")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    started = time.monotonic()
+    with pytest.raises(tracking.TrackingError) as caught, tracking.start_run("train", "f8_k3_s1"):
+        pytest.fail("the run body must not start")
+    assert time.monotonic() - started < 30
+    message = str(caught.value)
+    assert "\n" not in message and "s3cret" not in message and f"127.0.0.1:{port}" in message
+
+
+def test_http_deadlines_are_set_once_and_the_environment_wins(monkeypatch):
+    for key in tracking.HTTP_DEADLINES:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "90")
+    tracking.bound_http_calls()
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "90"
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == tracking.HTTP_DEADLINES["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]
+
+
+def test_a_copied_clone_refuses_the_original_artifact_folder(tmp_path, monkeypatch, mlflow_uri):
+    """A copied mlflow.db still names the original's mlartifacts/: one line, and nothing written there."""
+    import shutil
+
+    with tracking.start_run("train", "f8_k3_s1") as run:
+        run.log_metrics({"loss": 1.0})
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    shutil.copyfile(tmp_path / "mlflow.db", copy / "mlflow.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{copy / 'mlflow.db'}")
+    before = sorted(path for path in tmp_path.rglob("*") if "copy" not in path.parts)
+    with pytest.raises(tracking.TrackingError, match=r"not in this clone .* move mlflow.db and mlartifacts/ aside"):
+        with tracking.start_run("train", "f8_k3_s1"):
+            pytest.fail("the run body must not start")
+    assert sorted(path for path in tmp_path.rglob("*") if "copy" not in path.parts) == before
+
+
+def test_internal_tags_sit_under_mlflow_system_prefix(mlflow_uri):
+    from mlflow.tracking import MlflowClient
+
+    with tracking.start_run("train", "f8_k3_s1") as run:
+        pass
+    tags = MlflowClient(mlflow_uri).get_run(run.run_id).data.tags
+    internal = [key for key in tags if "pid" in key or "host" in key or key.endswith(".run")]
+    assert internal and all(key.startswith("mlflow.filterlab.") for key in internal), internal
+
+
+def test_mlflow_internals_resolve_on_the_pinned_mlflow_and_fail_loudly_when_gone():
+    assert callable(tracking.mlflow_internal("mlflow.store.db.utils", "_get_latest_schema_revision"))
+    assert isinstance(
+        tracking.mlflow_internal("mlflow.store.tracking.sqlalchemy_store", "SqlAlchemyStore._engine_map"), dict
+    )
+    with pytest.raises(
+        tracking.TrackingError, match=r"MLflow \S+ has no mlflow.store.db.utils._renamed_in_a_new_release"
+    ):
+        tracking.mlflow_internal("mlflow.store.db.utils", "_renamed_in_a_new_release")

@@ -5,6 +5,7 @@ password masked: what `make server` shows instead of the DSN it passes on throug
 """
 
 import os
+import re
 import sys
 import urllib.parse
 
@@ -22,6 +23,15 @@ def mask_url(url: str) -> str:
     user = parts.username or ""
     host = parts.netloc.rsplit("@", 1)[1]
     return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{host}"))
+
+
+# user:password@ inside any scheme://… in free text (an error message quoting the URL it failed on).
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@\s]+)@")
+
+
+def mask_text(text: str) -> str:
+    """`text` with the password of every URL in it replaced by ***."""
+    return _USERINFO.sub(lambda found: f"{found['scheme']}{found['user']}:{MASK}@", text)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,7 +30,7 @@ from filterlab.core.run_context import (
     sweep_id,
     tracking_uri,
 )
-from filterlab.core.secrets import mask_url
+from filterlab.core.secrets import mask_text, mask_url
 
 # sha256 of the variant's filters.npz: how the log_figures stage finds the run that trained it.
 FILTERS_TAG = f"{INTERNAL_TAG_PREFIX}filters_sha256"
@@ -68,7 +68,7 @@ def first_line(error: BaseException) -> str:
     """The first line of an error's message, whitespace collapsed and any password in a URL masked."""
     text = getattr(error, "message", None) or str(error) or type(error).__name__
     lines = [line for line in str(text).splitlines() if line.strip()] or [type(error).__name__]
-    return mask_url(" ".join(lines[0].split()))[:300]
+    return mask_text(" ".join(lines[0].split()))[:300]
 
 
 def ensure_database(uri: str) -> None:
