@@ -18,6 +18,7 @@ filters alone (conv1_filters_0-15), which stay legible in the slider's 256-pixel
 import argparse
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 from filterlab.config.geometry import VariantSpec
@@ -42,12 +43,8 @@ def content_sha256(figures: Path, details: Path) -> str:
     return digest.hexdigest()
 
 
-def log_variant(variant: VariantSpec, figures: Path, details_path: Path) -> tuple[dict[str, str], str]:
-    """Add one variant's figures to its run: the digests that tie them together, and what happened (for the log)."""
-    from filterlab.core import tracking
-    from filterlab.figures import animation
-    from filterlab.kernels import similarity
-
+def variant_digests(variant: VariantSpec, figures: Path, details_path: Path) -> tuple[dict[str, str], dict]:
+    """The digests that tie a variant's figures to its run, and its filter details; no MLflow."""
     stage_name = f"filters@{variant.filters}-{variant.kernel_size}-{variant.stride}"
     for needed in (details_path, figures):
         if not needed.exists():
@@ -58,11 +55,20 @@ def log_variant(variant: VariantSpec, figures: Path, details_path: Path) -> tupl
             f"{details_path}: no filters_sha256 (an older filters stage wrote it); run `dvc repro -f {stage_name}`"
         )
     digests = {"filters_sha256": details["filters_sha256"], "figures_sha256": content_sha256(figures, details_path)}
+    return digests, details
+
+
+def log_variant(variant: VariantSpec, figures: Path, digests: dict[str, str], details_path: Path, details: dict) -> str:
+    """Add one variant's figures to its run; what happened (for the log)."""
+    from filterlab.core import tracking
+    from filterlab.figures import animation
+    from filterlab.kernels import similarity
+
     run = tracking.finished_run("train", {tracking.FILTERS_TAG: digests["filters_sha256"]})
     if run is None:
-        return digests, "no MLflow run holds these filters (train@ restored from DVC's run-cache?); not logged"
+        return "no MLflow run holds these filters (train@ restored from DVC's run-cache?); not logged"
     if run.tags.get(tracking.FIGURES_TAG) == digests["figures_sha256"]:
-        return digests, f"run {run.run_id} has these figures already"
+        return f"run {run.run_id} has these figures already"
     # The GIF holds one frame per snapshot, init first (filters.npz's `epochs` is 0..N): frame i is epoch i.
     frames = animation.gif_frames((figures / "evolution.gif").read_bytes())
     for epoch, frame in enumerate(frames):
@@ -76,20 +82,31 @@ def log_variant(variant: VariantSpec, figures: Path, details_path: Path) -> tupl
     if details["comparable"]:
         run.log_metrics(similarity.headline(details))
     run.set_tags({tracking.FIGURES_TAG: digests["figures_sha256"]})
-    return digests, f"figures added to run {run.run_id}"
+    return f"figures added to run {run.run_id}"
 
 
 def log_all(args: argparse.Namespace) -> None:
     params = stage.open_params(args.params)
     grid = load_section(params, "train", TrainParams).grid
-    from filterlab.core import atomic
+    from filterlab.core import atomic, tracking
+    from filterlab.core.errors import TrackingError
 
-    manifest = {}
+    manifest, gone = {}, None
     for variant in grid.variants():
-        manifest[variant.name], outcome = log_variant(
-            variant, args.figures / variant.name, args.details / f"{variant.name}.json"
-        )
-        print(f"{variant.name}: {outcome}", flush=True)
+        figures, details_path = args.figures / variant.name, args.details / f"{variant.name}.json"
+        manifest[variant.name], details = variant_digests(variant, figures, details_path)
+        if gone is None:
+            try:
+                outcome = log_variant(variant, figures, manifest[variant.name], details_path, details)
+            except (TrackingError, *tracking.tracking_errors()) as error:
+                gone = tracking.first_line(error)
+                print(
+                    f"warning: MLflow is not usable ({gone}); the figures are not logged, the stage's output is "
+                    "written. Once tracking is back: dvc repro -f log_figures",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        print(f"{variant.name}: {outcome if gone is None else 'not logged (MLflow is not usable)'}", flush=True)
     atomic.write_json(args.out, manifest)
 
 

@@ -129,3 +129,21 @@ def test_details_from_an_older_filters_stage_name_the_forced_rerun(tmp_path, mlf
     assert load_stage("log_figures").main(argv) == 1
     error = capsys.readouterr().err.strip()
     assert "no filters_sha256" in error and "dvc repro -f filters@4-3-1" in error and "\n" not in error
+
+
+def test_a_store_gone_before_the_figures_is_one_warning_and_the_out_is_written(tmp_path, drawn, monkeypatch, capsys):
+    from mlflow.exceptions import MlflowException
+
+    from filterlab.core import tracking
+
+    def gone(*args, **kwargs):
+        raise MlflowException("API request to http://mlflow:pw@127.0.0.1:5001/api/2.0/mlflow/runs/search failed")
+
+    _run_id, argv = drawn
+    monkeypatch.setattr(tracking, "finished_run", gone)
+    assert load_stage("log_figures").main(argv) == 0
+    captured = capsys.readouterr()
+    assert captured.err.count("warning: MLflow is not usable") == 1 and "dvc repro -f log_figures" in captured.err
+    assert "pw@" not in captured.err and "Traceback" not in captured.err
+    assert f"{VARIANT}: not logged (MLflow is not usable)" in captured.out
+    assert list(json.loads((tmp_path / "log_figures.json").read_text())) == [VARIANT]
