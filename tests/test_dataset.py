@@ -85,10 +85,16 @@ def test_load_manifest_checks_the_files_it_lists(tmp_path):
         ("{not json", "not valid JSON"),
         ('{"source": "remote"}', "missing files, test_split, url"),
         ('{"source": "ftp", "url": null, "files": {}, "test_split": "t10k"}', "unknown source 'ftp'"),
+        ('{"source": "remote", "url": null, "files": [], "test_split": "t10k"}', "`files` must map each raw file"),
+        ('{"source": "remote", "url": null, "files": {"a.gz": {"sha256": "x"}}, "test_split": "t10k"}', "'a.gz' lacks"),
+        ('{"source": "remote", "url": null, "files": {"a.gz": 7}, "test_split": "t10k"}', "'a.gz' lacks `bytes`"),
+        (b'{"source": "\xe9"}', "not valid JSON"),
     ],
 )
 def test_load_manifest_refuses_bad_manifests(tmp_path, content, message):
-    if content is not None:
+    if isinstance(content, bytes):
+        (tmp_path / "manifest.json").write_bytes(content)  # not UTF-8
+    elif content is not None:
         (tmp_path / "manifest.json").write_text(content)
     with pytest.raises(DataError, match=message.replace("(", r"\(")):
         dataset.load_manifest(tmp_path)

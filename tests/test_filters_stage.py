@@ -114,3 +114,18 @@ def test_missing_filters_npz_is_a_one_line_data_error(tmp_path, tiny_npz, capsys
     error = capsys.readouterr().err.strip()
     assert error.startswith("error: ") and str(model_dir / "filters.npz") in error and "\n" not in error
     assert not (tmp_path / "figures").exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_a_damaged_filters_npz_is_one_line_and_never_unpickled(tmp_path, tiny_npz, capsys, params_file, damage):
+    model_dir = tmp_path / "models" / VARIANT
+    fake_variant(model_dir, mlflow_run=False)
+    npz = model_dir / "filters.npz"
+    data = npz.read_bytes()
+    npz.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"\x80\x04garbage, read as a pickle")
+    code, _figures, _metrics = run_stage(tmp_path, params_file(), tiny_npz, model_dir)
+    assert code == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"error: {npz}: ") and "\n" not in error
+    assert error.endswith("re-run `dvc repro -f train` for this variant")
+    assert "allow_pickle" not in error and "trust" not in error  # NumPy's advice to unpickle is not passed on

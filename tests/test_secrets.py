@@ -27,3 +27,14 @@ def test_mask_env_prints_the_variable_masked(monkeypatch, capsys):
     assert secrets.main(["mask-env", "MLFLOW_BACKEND_URI"]) == 0
     out = capsys.readouterr().out
     assert out == "postgresql://mlflow:***@db/mlflow\n" and "hunter2" not in out
+
+
+def test_every_url_in_free_text_is_masked():
+    text = (
+        "API request to http://mlflow:s3cret@10.0.0.5:5001/api failed; "
+        "retry with postgresql+psycopg://u:p%40ss@db/mlflow or https://public.example.org/x"
+    )
+    masked = secrets.mask_text(text)
+    assert "s3cret" not in masked and "p%40ss" not in masked
+    assert "http://mlflow:***@10.0.0.5:5001/api" in masked and "postgresql+psycopg://u:***@db/mlflow" in masked
+    assert masked.endswith("https://public.example.org/x")
