@@ -23,9 +23,13 @@ TEAM_STAMP := $(VENV)/.team-installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install team-install repro compare test test-all test-team push bench bench-team ui server lock clean-venv vega
+.PHONY: help install team-install repro compare test test-all test-team push bench bench-team ui server lock clean-venv vega
+.DEFAULT_GOAL := help
 
-install: $(STAMP)
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 22
+
+install: $(STAMP) ## create .venv and install the pinned lock
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,52 +41,56 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $@
 
 # The optional team extras (S3 plugin, PostgreSQL driver, moto's S3 server), pinned on top of the lock.
-team-install: $(TEAM_STAMP)
+team-install: $(TEAM_STAMP) ## add the team extras (S3 plugin, PostgreSQL driver, moto)
 
 $(TEAM_STAMP): $(STAMP) requirements-team.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -r requirements-team.lock
 	touch $@
 
-repro: $(STAMP)
+repro: $(STAMP) ## run the whole pipeline (dvc repro)
 	$(BIN)/dvc repro
 
 # The grid in a terminal (at most 120 columns), best first; `make compare REV=main` adds the change against
 # a branch, commit or DVC experiment.
 REV ?=
-compare: $(STAMP)
+compare: $(STAMP) ## the grid in 120 columns, best first (REV=main adds the change against it)
 	@$(BIN)/python -m filterlab.compare $(REV)
 
-# Lint first: it takes a second, the suite a few minutes.
-test: $(STAMP)
+# Format, lint and types first: they take seconds, the suite a few minutes.
+test: $(STAMP) ## format, lint and type checks, then the default test suite
+	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
-test-all: $(STAMP)
+test-all: $(STAMP) ## the checks and every test, slow and team ones included
+	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -m ""
 
 # Share this clone's results with the team remote (README: Team setup): outputs, run-cache, and the
 # run-cache's uncached outputs (metrics, plots), which `dvc push --run-cache` alone leaves behind.
 DVC_REMOTE ?= team
-push: $(STAMP)
+push: $(STAMP) ## send outputs and run-cache to the DVC remote (DVC_REMOTE=team)
 	$(BIN)/python .ci/push_run_cache.py -r $(DVC_REMOTE)
 
 # The heavy shared-path tests: remotes (directory, S3), MLflow on PostgreSQL, the CI script.
-test-team: $(TEAM_STAMP)
+test-team: $(TEAM_STAMP) ## the team tests: real PostgreSQL, S3 and directory remotes, the CI script
 	$(BIN)/python -m pytest -m team
 
 # The component figures on the bundled subset (about 10 minutes), then the whole from-scratch run on the data
 # params.yaml names (full MNIST: about 2 hours on 2 cores; README: Performance).
-bench: $(STAMP)
+bench: $(STAMP) ## the component benchmarks, then the whole from-scratch run
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/whole_run.py
 
 # Run-cache restore against a from-scratch repro, and MLflow on PostgreSQL against sqlite.
-bench-team: $(TEAM_STAMP)
+bench-team: $(TEAM_STAMP) ## run-cache restore and MLflow-on-PostgreSQL benchmarks
 	$(BIN)/python benchmarks/team_setup.py
 
 # UI_DB / UI_ARTIFACTS open another store, such as CI's downloaded `mlflow` artifact (README: Team setup).
-ui: $(STAMP)
+ui: $(STAMP) ## the MLflow UI on mlflow.db, with a link to the best runs
 	@echo "MLflow UI: http://$(UI_HOST):$(UI_PORT)  (database: $(abspath $(UI_DB)))"
 	@echo "train runs, best test accuracy first: $$(MLFLOW_TRACKING_URI="sqlite:///$(abspath $(UI_DB))" $(BIN)/python -m filterlab.core.tracking http://$(UI_HOST):$(UI_PORT))"
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri "sqlite:///$(abspath $(UI_DB))" \
@@ -94,7 +102,7 @@ ui: $(STAMP)
 # not), so no process's arguments hold it, and the lines printed here mask its password. Keep the password
 # out of make's own command line too: export the DSN, or leave it out and use ~/.pgpass (README: Team setup).
 export MLFLOW_BACKEND_URI
-server: $(TEAM_STAMP)
+server: $(TEAM_STAMP) ## the team MLflow server on PostgreSQL (MLFLOW_BACKEND_URI)
 	@echo "mlflow db upgrade $$($(BIN)/python -m filterlab.core.secrets mask-env MLFLOW_BACKEND_URI)"
 	@$(BIN)/python -c 'import os, sys; from mlflow.db import upgrade; \
 		upgrade.main([os.environ["MLFLOW_BACKEND_URI"]], prog_name="mlflow db upgrade")'
@@ -103,20 +111,20 @@ server: $(TEAM_STAMP)
 		--artifacts-destination "$(MLFLOW_ARTIFACTS)" --serve-artifacts --host $(SERVER_HOST) --port $(SERVER_PORT)
 
 # Re-pin every dependency from pyproject.toml's ranges into requirements.lock.
-lock:
+lock: ## re-pin every dependency from pyproject.toml into requirements.lock
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet "pip==26.3" setuptools && .lock-venv/bin/python -m pip install --quiet ".[test]"
 	{ sed -n '1,3p' requirements.lock; .lock-venv/bin/python -m pip freeze --all --exclude-editable | grep -v -e "^filterlab" -e "^pip=="; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock && rm -rf .lock-venv
 
-clean-venv:
+clean-venv: ## remove .venv
 	rm -rf $(VENV)
 
 # `dvc plots show` renders offline: its HTML template (.dvc/plots/offline.html, set in
 # .dvc/config) inlines Vega, Vega-Lite and vega-embed instead of loading them from a CDN.
 # This target rebuilds it from the npm registry; the result is committed.
 VEGA_PACKAGES := vega@5.33.1 vega-lite@5.23.0 vega-embed@6.29.0
-vega:
+vega: ## rebuild the offline Vega template for dvc plots from the npm registry
 	rm -rf .vega && mkdir .vega && cd .vega && npm pack --silent $(VEGA_PACKAGES) >/dev/null \
 		&& for f in *.tgz; do mkdir "$${f%.tgz}" && tar xzf "$$f" -C "$${f%.tgz}" --strip-components 1; done
 	{ printf '<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n{refresh_tag}\n<title>DVC plots</title>\n'; \

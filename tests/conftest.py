@@ -1,20 +1,13 @@
-"""Shared fixtures: tiny real digits, a tiny prepared npz, an isolated MLflow store, the one params
-factory, fake report inputs and a real MLflow server on loopback.
+"""Shared fixtures: tiny real digits, a tiny prepared npz, an isolated MLflow store, the params file factory
+and a real MLflow server on loopback; the helpers they build on are in tests/helpers.py.
 
 Everything here is network-free and small, so tests shrink the real configuration
 (tiny data, 1 epoch) instead of mocking it.
 """
 
-import contextlib
-import copy
-import importlib.util
-import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -30,10 +23,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import pytest
-import yaml
-from PIL import Image
 
-from filterlab.config.sections import GridParams
+from helpers import (
+    closed_port,
+    free_port,
+    mlflow_server_command,
+    stop,
+    write_params,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -104,56 +101,6 @@ def mlflow_uri(tmp_path, monkeypatch, migrated_db):
     return uri
 
 
-ROOT = Path(__file__).resolve().parents[1]
-DELETE = object()
-
-# The smoke preset: bundled data, one small variant, 1 epoch, short probes. The whole `dvc repro`
-# runs on it (test_pipeline_smoke), and so do the tests that need a small but complete configuration.
-TINY = {
-    "data.source": "bundled",
-    "train.grid": {"filters": [4], "kernel_size": [3], "stride": [2]},
-    "train.epochs": 1,
-    "train.batch_size": 64,
-    "train.threads": 1,
-    "baselines.kernels": ["sobel_x", "sobel_y", "laplacian_8"],
-    "probes.single_image.epochs": 5,
-    "probes.peak.n_sequences": 200,
-    "probes.peak.epochs": 2,
-    "probes.recovery.kernels": ["sobel_x"],
-    "probes.recovery.n_images": 16,
-    "probes.recovery.epochs": 5,
-}
-TINY_VARIANT = "f4_k3_s2"
-
-
-def with_overrides(params: dict, overrides: dict) -> dict:
-    """`params` with dotted keys replaced ("train.grid.filters": [4]); a value of `DELETE` removes the key."""
-    result = copy.deepcopy(params)
-    for dotted, value in overrides.items():
-        *parents, last = dotted.split(".")
-        node = result
-        for key in parents:
-            node = node[key]
-        if value is DELETE:
-            node.pop(last, None)
-        else:
-            node[last] = value
-    return result
-
-
-def real_params() -> dict:
-    """The repository's params.yaml, parsed afresh (callers may change it)."""
-    return yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
-
-
-def write_params(path: Path, overrides: dict | None = None) -> Path:
-    """The real params.yaml with `overrides` applied, written to `path`: what `params_file` does, for
-    module-scoped fixtures that have no tmp_path."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(with_overrides(real_params(), overrides or {}), sort_keys=False), encoding="utf-8")
-    return path
-
-
 @pytest.fixture
 def params_file(tmp_path):
     """The one way tests shrink the configuration: the real params.yaml with overrides, written to tmp_path.
@@ -172,210 +119,12 @@ def params_file(tmp_path):
     return make
 
 
-def repo_copy(copy: Path, overrides: dict | None = None) -> dict:
-    """A committed git copy of the project's files at `copy` (no data, models or reports), params.yaml the
-    smoke preset plus `overrides`; returns the environment to run `dvc` in it (the venv first, an own
-    MLflow store beside it)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for name in filter(None, listed):
-        if (ROOT / name).is_file() and not name.startswith(("data/", "models/", "reports/")):
-            (copy / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, copy / name)
-    write_params(copy / "params.yaml", TINY | (overrides or {}))
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "MLFLOW_TRACKING_URI": f"sqlite:///{copy.parent / 'mlflow.db'}",
-        "GIT_AUTHOR_NAME": "smoke",
-        "GIT_AUTHOR_EMAIL": "smoke@example.invalid",
-        "GIT_COMMITTER_NAME": "smoke",
-        "GIT_COMMITTER_EMAIL": "smoke@example.invalid",
-    }
-    for name in ("FILTERLAB_SWEEP_ID", "MNIST_MIRROR"):
-        env.pop(name, None)
-    for command in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-q", "-m", "copy"]):
-        subprocess.run(command, cwd=copy, env=env, check=True, capture_output=True)
-    return env
-
-
-def load_stage(name: str):
-    """The module pipeline/<name>.py, imported by path (pipeline/ is not a package): call its main(argv)."""
-    spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "pipeline" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-# Fake report inputs, in the formats the stages write: shared by test_report and test_browser.
-GRID = GridParams(filters=(4, 8), kernel_size=(3, 7), stride=(1,))
-# Accuracies chosen so the order is neither the grid order nor alphabetical.
-ACCURACY = {"f4_k3_s1": 0.91, "f4_k7_s1": 0.95, "f8_k3_s1": 0.88, "f8_k7_s1": 0.97}
-
-
-def _png(path: Path, shade: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.full((12, 20, 3), shade, dtype=np.uint8)).save(path)
-
-
-TEST_DIGITS = 500
-
-
-def _predictions(accuracy: float) -> dict:
-    """Labels and predictions of TEST_DIGITS digits, the first ones wrong: the best model's mistakes
-    are a subset of every worse model's, so paired tests see differences of whole digits."""
-    labels = "0123456789" * (TEST_DIGITS // 10)
-    wrong = round((1 - accuracy) * TEST_DIGITS)
-    predicted = "".join(str((int(d) + 1) % 10) if i < wrong else d for i, d in enumerate(labels))
-    return {"labels": labels, "predicted": predicted}
-
-
-def _headline(accuracy: float) -> dict:
-    return {
-        "accuracy": accuracy,
-        "ci95_low": accuracy - 0.02,
-        "ci95_high": min(1.0, accuracy + 0.02),
-        "loss": 1 - accuracy,
-    }
-
-
-PROBES = {
-    "seed": 1,
-    "single_image": {
-        "image_index": 3,
-        "corr_init": [0.01, -0.02],
-        "corr_learned": [0.99, -0.98],
-        "abs_corr_init_mean": 0.015,
-        "abs_corr_learned_mean": 0.985,
-        "abs_corr_learned_min": 0.98,
-        "digit_probability": 0.97,
-        "predicted": 4,
-    },
-    "peak": {
-        "positive_points": [5, 7, 9],
-        "max_pool_point": 5,
-        "learned_filter": [-4.6, 4.2, -4.3],
-        "cosine_to_peak": 0.9992,
-        "train_accuracy": 0.99,
-    },
-    "recovery": {
-        "sobel_x": {"max_abs_error": 1.2e-5, "max_abs_error_unflipped": 4.0, "within_target": True, "learned": [[0.0]]},
-        "max_abs_error": 1.2e-5,
-    },
-}
-
-
-def make_reports(
-    root: Path, source: str = "bundled", probes: bool = True, baselines: bool = True
-) -> tuple[Path, Path, Path]:
-    """reports/metrics, reports/details and reports/figures as the stages write them, for GRID."""
-    metrics, details, figures = root / "metrics", root / "details", root / "figures"
-    counts = {split: {"total": total} for split, total in (("train", 4050), ("val", 450), ("test", TEST_DIGITS))}
-    files = {details / "data.json": {"source": source, "test_split": "stratified hold-out of train", "counts": counts}}
-    for name, accuracy in ACCURACY.items():
-        filters, kernel, _stride = (int(part[1:]) for part in name.split("_"))
-        files[metrics / "train" / f"{name}.json"] = _headline(accuracy)
-        files[details / "train" / f"{name}.json"] = {
-            "params": 1000 * filters + kernel,
-            "epochs": 1,
-            "best_val_accuracy": accuracy,
-            **_predictions(accuracy),
-        }
-        comparable = "_k3_" in name
-        files[metrics / "filters" / f"{name}.json"] = (
-            {"similarity_init": 0.3, "similarity_learned": 0.6, "similarity_chance": 0.4} if comparable else {}
-        )
-        if comparable:
-            files[details / "filters" / f"{name}.json"] = {
-                "variant": name,
-                "comparable": True,
-                "similarity": {"init": {"mean": 0.3}, "learned": {"mean": 0.6}},
-                "chance": {"mean": 0.4, "sd": 0.1, "p95": 0.55},
-                "shift": {"mean": 0.3, "effect_size": 2.0, "above_chance_p95": 0.75},
-                "per_filter": [
-                    {
-                        "index": 0,
-                        "init": {"kernel": "emboss", "similarity": 0.3},
-                        "learned": {"kernel": "sobel_x", "similarity": 0.9},
-                    }
-                ],
-            }
-            _png(figures / "filters" / name / "learned_vs_classic.png", 20)
-        _png(figures / "filters" / name / "init_vs_learned.png", 40)
-        _png(figures / "filters" / name / "evolution.png", 80)
-        _png(figures / "filters" / name / "evolution.gif", 100)  # PIL writes the format the suffix names
-    files[metrics / "train" / "f64_k5_s2.json"] = _headline(0.999)  # a variant no longer in the grid
-    if baselines:
-        entries = {
-            "family:sobel": ("family", 2, 0.9),
-            "bank": ("bank", 22, 0.93),
-            "random": ("random", 22, 0.89),
-            "pixels": ("pixels", 0, 0.85),
-        }
-        files[details / "baselines.json"] = {
-            "data_source": source,
-            "baselines": {
-                name: {"kind": kind, "n_kernels": count, "params": 900, **_predictions(accuracy)}
-                for name, (kind, count, accuracy) in entries.items()
-            },
-        }
-        for name, (_kind, _count, accuracy) in entries.items():
-            files[metrics / "baselines" / f"{name.replace(':', '-')}.json"] = _headline(accuracy)
-        _png(figures / "baselines" / "feature_maps.png", 120)
-    if probes:
-        files[details / "probes.json"] = PROBES
-        _png(figures / "probes" / "single_image.png", 160)
-    for path, payload in files.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(payload))
-    return metrics, details, figures
-
-
-def loaded_metrics(metrics: Path) -> dict:
-    return {p.relative_to(metrics).as_posix(): json.loads(p.read_text()) for p in metrics.rglob("*.json")}
-
-
-# A real MLflow server on loopback: shared by test_mlflow_server and test_browser.
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def api(base: str, path: str, body: dict | None = None, query: dict | None = None) -> dict:
-    url = f"{base}{path}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
-
-
 @pytest.fixture
 def mlflow_server(tmp_path):
     """Base URL of a fresh `mlflow server` bound to 127.0.0.1; stopped (and reaped) after the test."""
     port = free_port()
     log = open(tmp_path / "server.log", "w")
-    command = [
-        str(Path(sys.executable).parent / "mlflow"),
-        "server",
-        "--backend-store-uri",
-        f"sqlite:///{tmp_path / 'server.db'}",
-        "--artifacts-destination",
-        str(tmp_path / "artifacts"),
-        "--serve-artifacts",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
+    command = mlflow_server_command(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts", port)
     # The server's background job runner (GenAI jobs) is not needed here and costs a dozen processes.
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     # Own session, so teardown can stop the server's whole process group (uvicorn workers included).
@@ -403,13 +152,7 @@ def mlflow_server(tmp_path):
         log.close()
 
 
-def stop(server: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        pass
-    with contextlib.suppress(ProcessLookupError):  # whatever ignored SIGTERM
-        os.killpg(server.pid, signal.SIGKILL)
-    server.wait()
+@pytest.fixture
+def closed_port_url():
+    """A loopback URL nothing listens on: connections are refused at once, like an offline machine."""
+    return f"http://127.0.0.1:{closed_port()}/mnist/"

@@ -16,8 +16,8 @@ numerics.pin(sys.argv[1])
 import numpy as np  # the pin must come first: that is what is tested
 
 from filterlab.config.geometry import VariantSpec
-from filterlab.config.sections import GridParams, TrainParams
 from filterlab.data.dataset import Prepared
+from helpers import train_params
 
 
 def main() -> None:
@@ -29,15 +29,8 @@ def main() -> None:
     data = Prepared(
         images[:256], labels[:256], images[256:288], labels[256:288], images[288:], labels[288:], "synthetic", "0" * 64
     )
-    params = TrainParams(
-        grid=GridParams((4,), (3,), (2,)),
-        epochs=1,
-        batch_size=32,
-        learning_rate=0.002,
-        block2_filters=8,
-        dropout=0.2,
-        threads=2,
-        seeds=1,
+    params = train_params(
+        {"batch_size": 32, "learning_rate": 0.002, "block2_filters": 8, "dropout": 0.2, "threads": 2, "seeds": 1}
     )
     result = fit.train_variant(data, VariantSpec(4, 3, 2), params, seed=7)
     weights = hashlib.sha256(b"".join(np.asarray(w).tobytes() for w in result.model.get_weights())).hexdigest()

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY, free_port, stop, write_params
+import helpers
+from helpers import free_port, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -42,41 +43,14 @@ def ran(output: str) -> list[str]:
 
 
 def repo_env(copy: Path) -> dict:
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "MLFLOW_TRACKING_URI": f"sqlite:///{copy.parent / 'mlflow.db'}",
-        "GIT_AUTHOR_NAME": "team",
-        "GIT_AUTHOR_EMAIL": "team@example.invalid",
-        "GIT_COMMITTER_NAME": "team",
-        "GIT_COMMITTER_EMAIL": "team@example.invalid",
-    }
     # The CI script's inputs come from each test, never from the caller's environment (a CI job's secrets).
-    for name in ("FILTERLAB_SWEEP_ID", "DVC_REMOTE_URL", "DVC_REMOTE_ENDPOINT", "DVC_REMOTE", "CI_PUSH", "GITHUB_REF"):
-        env.pop(name, None)
-    return env
+    ci_inputs = ("DVC_REMOTE_URL", "DVC_REMOTE_ENDPOINT", "DVC_REMOTE", "CI_PUSH", "GITHUB_REF")
+    return helpers.repo_env(copy, who="team", dropped=("FILTERLAB_SWEEP_ID", *ci_inputs))
 
 
 def committed_copy(copy: Path, overrides: dict | None = None) -> tuple[Path, dict]:
-    """The project's files (no outputs) in `copy`, params shrunk to TINY plus `overrides`, committed."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for name in filter(None, listed):
-        if (ROOT / name).is_file() and not name.startswith(("data/", "models/", "reports/")) and name != "dvc.lock":
-            (copy / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, copy / name)
-    write_params(copy / "params.yaml", {**TINY, **(overrides or {})})
-    env = repo_env(copy)
-    sh(["git", "init", "-q", "-b", "main"], copy, env)
-    sh(["git", "add", "-A"], copy, env)
-    sh(["git", "commit", "-q", "-m", "tiny"], copy, env)
-    return copy, env
+    """The project's files (no outputs, no dvc.lock) in `copy`, params shrunk to TINY plus `overrides`, committed."""
+    return copy, helpers.repo_copy(copy, overrides, with_lock=False, env=repo_env(copy))
 
 
 def git_clone(source: Path, dest: Path) -> tuple[Path, dict]:
@@ -186,21 +160,7 @@ def mlflow_server_on(backend: str, folder: Path) -> Iterator[str]:
     except ImportError as error:
         raise Missing("the PostgreSQL driver is in the team extra: make test-team") from error
     port = free_port()
-    command = [
-        str(BIN / "mlflow"),
-        "server",
-        "--backend-store-uri",
-        backend,
-        "--artifacts-destination",
-        str(folder / "artifacts"),
-        "--serve-artifacts",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "2",
-    ]
+    command = helpers.mlflow_server_command(backend, folder / "artifacts", port, workers=2)
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     server = _serve(command, f"http://127.0.0.1:{port}/health", folder / "server.log", "mlflow server", env)
     try:

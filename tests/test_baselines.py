@@ -6,12 +6,13 @@ import json
 import numpy as np
 import pytest
 
-from conftest import load_stage
-from filterlab.config.sections import GridParams, TrainParams
+from filterlab.config.sections import GridParams
 from filterlab.core import stage
 from filterlab.kernels import convolution
 from filterlab.kernels.bank import KERNELS, select
 from filterlab.training import baselines
+from helpers import load_stage
+from helpers import train_params as train_section
 
 baselines_stage = load_stage("baselines")
 
@@ -22,8 +23,9 @@ STAGE_KERNELS = ["sobel_x", "sobel_y"]  # one family: four fits cover all four k
 @pytest.fixture
 def train_params():
     grid = GridParams(filters=(8,), kernel_size=(3,), stride=(1,))
-    return TrainParams(
-        grid=grid, epochs=1, batch_size=50, learning_rate=0.01, block2_filters=4, dropout=0.2, threads=2, seeds=1
+    return train_section(
+        {"grid": grid, "epochs": 1, "batch_size": 50, "learning_rate": 0.01}
+        | {"block2_filters": 4, "dropout": 0.2, "threads": 2, "seeds": 1}
     )
 
 

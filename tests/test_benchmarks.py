@@ -35,18 +35,9 @@ def test_convolution_benchmark_refuses_a_wrong_batched_result(tiny_prepared, mon
 def test_throughput_benchmark_times_both_arms_of_the_same_model(tiny_prepared, mlflow_uri):
     import throughput
     from filterlab.config.geometry import VariantSpec
-    from filterlab.config.sections import GridParams, TrainParams
+    from helpers import train_params
 
-    params = TrainParams(
-        grid=GridParams((4,), (3,), (2,)),
-        epochs=1,
-        batch_size=64,
-        learning_rate=0.01,
-        block2_filters=4,
-        dropout=0.1,
-        threads=0,
-        seeds=1,
-    )
+    params = train_params({"learning_rate": 0.01, "block2_filters": 4, "dropout": 0.1, "threads": 0, "seeds": 1})
     result = throughput.compare(tiny_prepared, VariantSpec(4, 3, 2), params, seed=1, repeats=1)
     assert result["training_throughput"]["train_images"] == len(tiny_prepared.x_train)
     assert result["training_throughput"]["ratio_ours_to_bare"]["n"] == 1

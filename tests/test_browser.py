@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import GRID, api, loaded_metrics, make_reports
 from filterlab.report import collected, page, plots, tables
+from helpers import GRID, api, loaded_metrics, make_reports
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [

@@ -5,8 +5,8 @@ import subprocess
 
 import yaml
 
-from conftest import GRID, ROOT, make_reports
 from filterlab import compare
+from helpers import GRID, ROOT, make_reports
 
 
 def _git(repo, *args):

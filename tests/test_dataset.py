@@ -163,7 +163,7 @@ def test_a_damaged_npz_is_one_data_error(tmp_path, tiny_prepared, kind):
 
 
 def test_train_stage_reports_a_damaged_npz_in_one_line(tmp_path, tiny_prepared, params_file, capsys):
-    from conftest import TINY, load_stage
+    from helpers import TINY, load_stage
 
     path = _damaged(tmp_path, tiny_prepared, "truncated")
     argv = [

@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, load_stage
 from filterlab.config.params import load_section, read_params
 from filterlab.config.sections import DataParams
 from filterlab.core.errors import DiskFull, DownloadError
 from filterlab.data import idx, mirrors, official, raw
+from helpers import ROOT, load_stage
 
 HTML = b"<!doctype html><html><body><h1>503 Service Unavailable</h1></body></html>"
 
@@ -119,15 +119,6 @@ def mirror():
     for server in servers:
         server.shutdown()
         server.server_close()
-
-
-@pytest.fixture
-def closed_port_url():
-    """A loopback URL nothing listens on: connections are refused at once, like an offline machine."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}/mnist/"
 
 
 def _data_overrides(source, mirrors, retries=1) -> dict:
@@ -343,19 +334,6 @@ def test_stage_remote_offline_exits_with_one_line_and_keeps_the_old_folder(tmp_p
     assert _leftovers(out.parent) == []
 
 
-def test_a_trickling_mirror_hits_the_per_file_deadline_and_is_not_retried(tmp_path, mirror, files, expected):
-    """1 byte every 0.1 s never trips the 1 s read timeout; the deadline (timeout + size / min_rate) does."""
-    url, requests = mirror({name: ("drip", data) for name, data in files.items()})
-    started = time.monotonic()
-    with pytest.raises(DownloadError, match=r"too slow: \d+ of \d+ bytes in 1 s .*min_bytes_per_second"):
-        mirrors.fetch_all(
-            [url], tmp_path, expected, timeout=1, retries=2, min_rate=1e9, progress=False, sleep=lambda seconds: None
-        )
-    assert time.monotonic() - started < 15
-    assert requests == ["train-images-idx3-ubyte.gz"]  # skipped after one try, like an unknown host
-    assert list(tmp_path.iterdir()) == []
-
-
 def test_deadline_allows_the_size_at_the_minimum_rate():
     assert mirrors.deadline_seconds(9_912_422, 20, 20_000) == pytest.approx(20 + 495.6, abs=0.1)
 
@@ -369,14 +347,8 @@ def test_an_explicit_mirror_that_fails_is_an_error_not_the_bundled_subset(
         dest = tmp_path / "raw"
         dest.mkdir(exist_ok=True)
         with pytest.raises(DownloadError) as caught:
-            raw.obtain(
-                data_params("auto", [configured_url]),
-                dest,
-                env_mirror=env_mirror,
-                expected=expected,
-                progress=False,
-                sleep=lambda seconds: None,
-            )
+            params = data_params("auto", [configured_url])
+            raw.obtain(params, dest, env_mirror=env_mirror, expected=expected, progress=False, sleep=lambda s: None)
         message = str(caught.value)
         assert message.startswith(f"MNIST_MIRROR={env_mirror}: no mirror delivered") and words in message, message
         assert "\n" not in message and list(dest.iterdir()) == []
@@ -386,7 +358,7 @@ def test_an_explicit_mirror_that_fails_is_an_error_not_the_bundled_subset(
 def test_disk_full_while_downloading_is_one_line_and_no_fallback(
     tmp_path, monkeypatch, mirror, files, expected, data_params
 ):
-    """ENOSPC injected at the write boundary (the .part file): it used to read as an unreachable mirror."""
+    """ENOSPC injected at the write boundary (the .part file) is a full disk, not an unreachable mirror."""
     import errno
     import io
 
@@ -446,13 +418,24 @@ def test_a_killed_runs_temp_folders_are_removed_by_the_next_run(tmp_path, closed
     assert _leftovers(out.parent) == [".keep-me"] and (out / "manifest.json").is_file()
 
 
-def test_a_mirror_that_trickles_its_headers_hits_the_same_deadline(tmp_path, mirror, files, expected):
-    url, requests = mirror({name: ("slow-headers", data) for name, data in files.items()})
+@pytest.mark.parametrize(
+    ("serving", "message", "limit"),
+    [
+        # 1 byte every 0.1 s never trips the 1 s read timeout; the deadline (timeout + size / min_rate) does.
+        ("drip", r"too slow: \d+ of \d+ bytes in 1 s .*min_bytes_per_second", 15),
+        # The status line, then one header byte a second: the same deadline covers the wait for headers.
+        ("slow-headers", r"too slow: no complete response headers in 1 s", 5),
+    ],
+)
+def test_a_trickling_mirror_hits_the_per_file_deadline_and_is_not_retried(
+    tmp_path, mirror, files, expected, serving, message, limit
+):
+    url, requests = mirror({name: (serving, data) for name, data in files.items()})
     started = time.monotonic()
-    with pytest.raises(DownloadError, match=r"too slow: no complete response headers in 1 s"):
+    with pytest.raises(DownloadError, match=message):
         mirrors.fetch_all(
             [url], tmp_path, expected, timeout=1, retries=2, min_rate=1e9, progress=False, sleep=lambda seconds: None
         )
-    assert time.monotonic() - started < 5
-    assert requests == ["train-images-idx3-ubyte.gz"]  # skipped after one try, as a slow body is
+    assert time.monotonic() - started < limit
+    assert requests == ["train-images-idx3-ubyte.gz"]  # skipped after one try, like an unknown host
     assert list(tmp_path.iterdir()) == []

@@ -20,7 +20,7 @@ import psutil
 import pytest
 import yaml
 
-from conftest import TINY, repo_copy, write_params
+from helpers import TINY, repo_copy, write_params
 
 pytestmark = pytest.mark.slow
 

@@ -172,7 +172,7 @@ def probe_figures():
 
 
 def report_plots(monkeypatch, tmp_path):
-    from conftest import GRID, loaded_metrics, make_reports
+    from helpers import GRID, loaded_metrics, make_reports
 
     drawn = {}
 

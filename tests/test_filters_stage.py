@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import load_stage
 from filterlab.kernels.bank import KERNELS
+from helpers import flags, load_stage
 
 FILTERS, KERNEL_SIZE, STRIDE, EPOCHS = 4, 3, 1, 2
 VARIANT = f"f{FILTERS}_k{KERNEL_SIZE}_s{STRIDE}"
@@ -34,22 +34,11 @@ def fake_variant(model_dir: Path, mlflow_run: bool = True) -> str | None:
 
 
 def run_args(tmp_path, tiny_npz, model_dir, params=None) -> list[str]:
-    return [
-        "--params",
-        str(params or tmp_path / "params.yaml"),
-        "--data",
-        str(tiny_npz),
-        "--filters-npz",
-        str(model_dir / "filters.npz"),
-        "--run",
-        str(model_dir / "run.json"),
-        "--figures",
-        str(tmp_path / "figures" / VARIANT),
-        "--metrics",
-        str(tmp_path / "metrics" / f"{VARIANT}.json"),
-        "--details",
-        str(tmp_path / "details" / f"{VARIANT}.json"),
-    ]
+    inputs = flags(params=params or tmp_path / "params.yaml", data=tiny_npz, filters_npz=model_dir / "filters.npz")
+    outputs = flags(figures=tmp_path / "figures" / VARIANT, metrics=tmp_path / "metrics" / f"{VARIANT}.json")
+    return (
+        inputs + flags(run=model_dir / "run.json") + outputs + flags(details=tmp_path / "details" / f"{VARIANT}.json")
+    )
 
 
 def run_stage(tmp_path, params, tiny_npz, model_dir) -> tuple[int, Path, Path]:

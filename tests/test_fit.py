@@ -5,7 +5,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from filterlab.config.sections import GridParams, TrainParams
+from filterlab.config.sections import GridParams
+from helpers import train_params
 
 SEED = 1234
 
@@ -13,8 +14,9 @@ SEED = 1234
 @pytest.fixture
 def params():
     grid = GridParams(filters=(4,), kernel_size=(5,), stride=(2,))
-    return TrainParams(
-        grid=grid, epochs=2, batch_size=50, learning_rate=0.01, block2_filters=8, dropout=0.2, threads=2, seeds=1
+    return train_params(
+        {"grid": grid, "epochs": 2, "batch_size": 50, "learning_rate": 0.01}
+        | {"block2_filters": 8, "dropout": 0.2, "threads": 2, "seeds": 1}
     )
 
 

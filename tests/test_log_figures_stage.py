@@ -4,8 +4,14 @@ import json
 
 import pytest
 
-from conftest import load_stage
+from helpers import flags, load_stage
 from test_filters_stage import EPOCHS, VARIANT, fake_variant, run_stage
+
+
+def log_figures_args(tmp_path, params) -> list[str]:
+    return flags(
+        params=params, figures=tmp_path / "figures", details=tmp_path / "details", out=tmp_path / "log_figures.json"
+    )
 
 
 @pytest.fixture
@@ -16,16 +22,7 @@ def drawn(tmp_path, tiny_npz, mlflow_uri, params_file):
     params = params_file({"train.grid.filters": [4], "train.grid.kernel_size": [3], "train.grid.stride": [1]})
     code, _figures, _metrics = run_stage(tmp_path, params, tiny_npz, model_dir)
     assert code == 0
-    argv = [
-        "--params",
-        str(params),
-        "--figures",
-        str(tmp_path / "figures"),
-        "--details",
-        str(tmp_path / "details"),
-        "--out",
-        str(tmp_path / "log_figures.json"),
-    ]
+    argv = log_figures_args(tmp_path, params)
     return run_id, argv
 
 
@@ -87,16 +84,7 @@ def test_a_variant_without_a_run_is_reported_not_failed(tmp_path, tiny_npz, mlfl
     fake_variant(model_dir, mlflow_run=False)
     params = params_file({"train.grid.filters": [4], "train.grid.kernel_size": [3], "train.grid.stride": [1]})
     assert run_stage(tmp_path, params, tiny_npz, model_dir)[0] == 0
-    argv = [
-        "--params",
-        str(params),
-        "--figures",
-        str(tmp_path / "figures"),
-        "--details",
-        str(tmp_path / "details"),
-        "--out",
-        str(tmp_path / "log_figures.json"),
-    ]
+    argv = log_figures_args(tmp_path, params)
     assert load_stage("log_figures").main(argv) == 0
     assert "no MLflow run holds these filters" in capsys.readouterr().out
     assert list(json.loads((tmp_path / "log_figures.json").read_text())) == [VARIANT]  # the same out either way
@@ -104,16 +92,7 @@ def test_a_variant_without_a_run_is_reported_not_failed(tmp_path, tiny_npz, mlfl
 
 def test_a_variant_not_drawn_yet_is_one_line(tmp_path, mlflow_uri, params_file, capsys):
     params = params_file({"train.grid.filters": [4], "train.grid.kernel_size": [3], "train.grid.stride": [1]})
-    argv = [
-        "--params",
-        str(params),
-        "--figures",
-        str(tmp_path / "figures"),
-        "--details",
-        str(tmp_path / "details"),
-        "--out",
-        str(tmp_path / "log_figures.json"),
-    ]
+    argv = log_figures_args(tmp_path, params)
     assert load_stage("log_figures").main(argv) == 1
     error = capsys.readouterr().err.strip()
     assert error.startswith("error: ") and "dvc repro filters@4-3-1" in error and "\n" not in error

@@ -6,10 +6,10 @@ import shlex
 
 import pytest
 
-from conftest import load_stage
 from filterlab import log_missing
 from filterlab.config.params import read_params
 from filterlab.core import tracking
+from helpers import load_stage
 from test_train_stage import TRAIN, stage_args
 
 

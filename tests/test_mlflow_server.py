@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY, TINY_VARIANT, api, load_stage
+from helpers import TINY, TINY_VARIANT, api, flags, load_stage
 
 NAME = TINY_VARIANT
-VARIANT = {"filters": 4, "kernel_size": 3, "stride": 2}
+VARIANT = {"filter_count": 4, "kernel_size": 3, "stride": 2}
 
 
 def log_tiny_pipeline(base: str, tmp_path: Path, npz: Path, params: Path, monkeypatch) -> None:
@@ -23,63 +23,15 @@ def log_tiny_pipeline(base: str, tmp_path: Path, npz: Path, params: Path, monkey
     monkeypatch.setenv("MLFLOW_TRACKING_URI", base)
     monkeypatch.setenv("FILTERLAB_SWEEP_ID", "http-test")
     model_dir = tmp_path / "models" / NAME
-    geometry = [item for key, value in VARIANT.items() for item in (f"--{key.replace('_', '-')}", str(value))]
-    assert (
-        load_stage("train").main(
-            [
-                "--params",
-                str(params),
-                "--data",
-                str(npz),
-                *geometry,
-                "--model-dir",
-                str(model_dir),
-                "--metrics",
-                str(tmp_path / "metrics" / f"{NAME}.json"),
-                "--history",
-                str(tmp_path / "plots" / f"{NAME}.csv"),
-                "--details",
-                str(tmp_path / "train" / f"{NAME}.json"),
-            ]
-        )
-        == 0
-    )
-    assert (
-        load_stage("filters").main(
-            [
-                "--params",
-                str(params),
-                "--data",
-                str(npz),
-                "--filters-npz",
-                str(model_dir / "filters.npz"),
-                "--run",
-                str(model_dir / "run.json"),
-                "--figures",
-                str(tmp_path / "figures" / NAME),
-                "--metrics",
-                str(tmp_path / "filters" / f"{NAME}.json"),
-                "--details",
-                str(tmp_path / "details" / f"{NAME}.json"),
-            ]
-        )
-        == 0
-    )
-    assert (
-        load_stage("log_figures").main(
-            [
-                "--params",
-                str(params),
-                "--figures",
-                str(tmp_path / "figures"),
-                "--details",
-                str(tmp_path / "details"),
-                "--out",
-                str(tmp_path / "log_figures.json"),
-            ]
-        )
-        == 0
-    )
+    inputs = {"params": params, "data": npz}
+    train = flags(**inputs, **VARIANT, model_dir=model_dir, metrics=tmp_path / "metrics" / f"{NAME}.json")
+    train += flags(history=tmp_path / "plots" / f"{NAME}.csv", details=tmp_path / "train" / f"{NAME}.json")
+    assert load_stage("train").main(train) == 0
+    drawn = flags(**inputs, filters_npz=model_dir / "filters.npz", run=model_dir / "run.json")
+    drawn += flags(figures=tmp_path / "figures" / NAME, metrics=tmp_path / "filters" / f"{NAME}.json")
+    assert load_stage("filters").main(drawn + flags(details=tmp_path / "details" / f"{NAME}.json")) == 0
+    logged = flags(params=params, figures=tmp_path / "figures", details=tmp_path / "details")
+    assert load_stage("log_figures").main(logged + flags(out=tmp_path / "log_figures.json")) == 0
 
 
 # The stages pin TensorFlow's threads, which an earlier test in this process may have started.

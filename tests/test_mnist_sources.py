@@ -11,7 +11,6 @@ import hashlib
 import io
 import os
 import pickle
-import socket
 import zipfile
 from pathlib import Path
 
@@ -55,14 +54,6 @@ def data_params(params_file):
     return make
 
 
-@pytest.fixture
-def closed_port_url():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}/mnist/"
-
-
 def _written(dest: Path) -> dict[str, bytes]:
     """The IDX content of every file obtain() left in `dest`."""
     return {path.name: gzip.decompress(path.read_bytes()) for path in sorted(dest.iterdir())}
@@ -94,11 +85,16 @@ def test_a_re_gzipped_copy_is_accepted_by_its_content(tmp_path, digits, expected
     assert _written(dest) == {name: idx.encode(array) for name, array in digits.items()}
 
 
-def test_an_uncompressed_idx_folder_is_accepted_and_stored_gzipped(tmp_path, digits, expected, data_params):
-    copy = tmp_path / "idx"
-    copy.mkdir()
+def _uncompressed_copy(folder: Path, digits) -> Path:
+    """torchvision's raw/ layout: the four IDX files without .gz."""
+    folder.mkdir()
     for name, array in digits.items():
-        (copy / name.removesuffix(".gz")).write_bytes(idx.encode(array))
+        (folder / name.removesuffix(".gz")).write_bytes(idx.encode(array))
+    return folder
+
+
+def test_an_uncompressed_idx_folder_is_accepted_and_stored_gzipped(tmp_path, digits, expected, data_params):
+    copy = _uncompressed_copy(tmp_path / "idx", digits)
     dest = tmp_path / "raw"
     dest.mkdir()
     manifest, _ = raw.obtain(data_params(), dest, env_mirror=str(copy), expected=expected, progress=False)
@@ -128,10 +124,7 @@ def test_a_copy_with_other_content_is_refused_and_nothing_is_kept(tmp_path, digi
 
 
 def test_uncompressed_idx_with_other_content_is_refused(tmp_path, digits, expected, data_params):
-    copy = tmp_path / "idx"
-    copy.mkdir()
-    for name, array in digits.items():
-        (copy / name.removesuffix(".gz")).write_bytes(idx.encode(array))
+    copy = _uncompressed_copy(tmp_path / "idx", digits)
     labels = copy / "train-labels-idx1-ubyte"
     content = labels.read_bytes()
     labels.write_bytes(content[:-1] + bytes([content[-1] ^ 1]))

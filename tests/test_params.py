@@ -11,10 +11,10 @@ import sys
 
 import pytest
 
-from conftest import DELETE, ROOT, load_stage
 from filterlab.config import sections
 from filterlab.config.params import load_numerics, load_section, load_seed, read_params
 from filterlab.core.errors import ParamError
+from helpers import DELETE, ROOT, load_stage
 
 
 def test_the_real_params_file_is_valid():

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import TINY_VARIANT as VARIANT
-from conftest import repo_copy
+from helpers import TINY_VARIANT as VARIANT
+from helpers import repo_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

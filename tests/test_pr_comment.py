@@ -42,12 +42,7 @@ def test_the_whole_comment_from_a_real_repo(tmp_path):
     git("add", "-A")
     git("commit", "-qm", "base")
     (tmp_path / "params.yaml").write_text(f"report:\n  title: '{HOSTILE}'\n")
-    done = subprocess.run(
-        ["python", "-m", "filterlab.report.pr_comment", "HEAD", "--summary", "none.md"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    command = ["python", "-m", "filterlab.report.pr_comment", "HEAD", "--summary", "none.md"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=True)
     assert "## Params against HEAD" in done.stdout and "@\u2060octocat" in done.stdout
     assert " <img" not in done.stdout and "No metrics changed." in done.stdout

@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from conftest import load_stage
 from filterlab.core import atomic
 from filterlab.data import dataset, idx, raw
+from helpers import load_stage
 
 
 def _digits(count, seed):

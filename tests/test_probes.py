@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import load_stage
 from filterlab.config.sections import PeakProbe, RecoveryProbe, SingleImageProbe
 from filterlab.kernels.bank import KERNELS
 from filterlab.probes import peak, recovery, single_image
+from helpers import load_stage
 
 VECTOR = (0.8416, 0.7342, 0.5710, 0.1769, 0.9574, 0.2653, 0.9246, 0.2238, 0.3736, 0.0875)
 SEED = 20261121

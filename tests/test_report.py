@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import GRID, load_stage, loaded_metrics, make_reports
 from filterlab.core.errors import DataError
 from filterlab.report import collected, summary
+from helpers import GRID, load_stage, loaded_metrics, make_reports
 
 # The fake reports' grid (conftest.GRID), as params.yaml spells it.
 REPORT_PARAMS = {

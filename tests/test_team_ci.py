@@ -10,7 +10,7 @@ import sqlite3
 
 import pytest
 
-from conftest import TINY, write_params
+from helpers import TINY, write_params
 from team import committed_copy, git_clone, ran, sh
 
 pytestmark = pytest.mark.team

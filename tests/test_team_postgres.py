@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import api
+from helpers import api
 from team import committed_copy, pg_mlflow_server, postgres, ran, sh  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.team

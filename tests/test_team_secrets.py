@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port
+from helpers import free_port
 from team import ROOT, _wait, postgres  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.team

@@ -13,6 +13,7 @@ import pytest
 
 from filterlab.core import run_context, tracking
 from filterlab.core.errors import Terminated
+from helpers import closed_port
 
 
 def test_ensure_database_creates_tables_on_a_fresh_path(migrated_db):
@@ -354,11 +355,7 @@ def test_a_store_gone_mid_run_leaves_one_warning_and_the_stage_goes_on(mlflow_ur
 
 
 def test_an_unreachable_server_is_one_line_before_any_work(monkeypatch):
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]  # closed once the block ends: nothing listens there
+    port = closed_port()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://mlflow:s3cret@127.0.0.1:{port}")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     started = time.monotonic()

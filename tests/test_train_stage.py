@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import load_stage
+from helpers import flags, load_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGE = ROOT / "pipeline" / "train.py"
@@ -34,26 +34,13 @@ def tiny_npz_labels(path: Path) -> np.ndarray:
 
 def stage_args(tmp_path: Path, params: Path, data: Path, filters: int = 4) -> list[str]:
     variant = f"f{filters}_k5_s2"
-    return [
-        "--params",
-        str(params),
-        "--data",
-        str(data),
-        "--filter-count",
-        str(filters),
-        "--kernel-size",
-        "5",
-        "--stride",
-        "2",
-        "--model-dir",
-        str(tmp_path / "models" / variant),
-        "--metrics",
-        str(tmp_path / "reports" / "metrics" / "train" / f"{variant}.json"),
-        "--details",
-        str(tmp_path / "reports" / "details" / "train" / f"{variant}.json"),
-        "--history",
-        str(tmp_path / "reports" / "plots" / "train" / f"{variant}.csv"),
-    ]
+    reports = tmp_path / "reports"
+    return flags(params=params, data=data, filter_count=filters, kernel_size=5, stride=2) + flags(
+        model_dir=tmp_path / "models" / variant,
+        metrics=reports / "metrics" / "train" / f"{variant}.json",
+        details=reports / "details" / "train" / f"{variant}.json",
+        history=reports / "plots" / "train" / f"{variant}.csv",
+    )
 
 
 def test_stage_writes_declared_outputs_and_one_finished_run(

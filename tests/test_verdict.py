@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from conftest import GRID, ROOT, loaded_metrics, make_reports
 from filterlab.report import collected, verdict
+from helpers import GRID, ROOT, loaded_metrics, make_reports
 
 
 def _verdict(tmp_path):
