@@ -101,6 +101,22 @@ def _as_postgres() -> list[str]:
     return []
 
 
+# DSN → (data folder, port, socket folder) of each cluster this process started: what `pg_ctl` needs.
+CLUSTERS: dict[str, tuple[Path, int, Path]] = {}
+
+
+def pg_ctl(dsn: str, action: str, *options: str) -> None:
+    """Stop or start the cluster behind `dsn` as a database outage would: `pg_ctl(dsn, "stop", "-m", "immediate")`."""
+    data, port, base = CLUSTERS[dsn]
+    listen = (
+        ["-o", f"-c listen_addresses=127.0.0.1 -p {port} -k {base}", "-l", str(base / "log")]
+        if action == "start"
+        else []
+    )
+    command = [*_as_postgres(), str(PG_BIN / "pg_ctl"), "-D", str(data), *listen, *options, "-w", action]
+    subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+
 @contextlib.contextmanager
 def postgres_cluster() -> Iterator[str]:
     """DSN of a throwaway PostgreSQL cluster on 127.0.0.1 (trust auth, loopback only) with an empty database."""
@@ -110,6 +126,7 @@ def postgres_cluster() -> Iterator[str]:
     if as_pg:
         shutil.chown(base, "postgres", "postgres")
     port, data = free_port(), base / "data"
+    CLUSTERS[f"postgresql://postgres@127.0.0.1:{port}/mlflow"] = (data, port, base)
     try:
         subprocess.run(
             [*as_pg, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],

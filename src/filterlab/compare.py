@@ -92,7 +92,7 @@ def _versus(variant: collected.Variant, best: str) -> str:
 
 def rows(results: collected.Results, before: Mapping[str, float] | None) -> list[tuple[str, ...]]:
     """One row per variant, best test accuracy first (the order `collect` gives)."""
-    table = []
+    table: list[tuple[str, ...]] = []
     for v in results.variants:
         similarity = "–" if v.similarity is None else f"{v.similarity['learned']:.2f} / {v.similarity['chance']:.2f}"
         if before is None:

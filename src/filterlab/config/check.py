@@ -12,12 +12,15 @@ import dataclasses
 import os
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from filterlab.config import sections
 from filterlab.config.geometry import RECOVERY_SHAPE
 from filterlab.config.params import load_numerics, load_section, load_seed
 from filterlab.core.errors import ParamError
+
+if TYPE_CHECKING:  # typeshed's name for what dataclasses.fields accepts; no runtime module
+    from _typeshed import DataclassInstance
 
 # Above this many variants `dvc repro` alone takes long to plan and hours to train on one machine: a warning.
 LARGE_GRID = 100
@@ -43,7 +46,7 @@ def check_all(params: Mapping[str, Any]) -> None:
     """
     load_seed(params)
     load_numerics(params)
-    loaded = {name: load_section(params, name, cls) for name, cls in SECTIONS.items()}
+    loaded: dict[str, Any] = {name: load_section(params, name, cls) for name, cls in SECTIONS.items()}
     from filterlab.kernels import bank  # NumPy: imported after the stage pinned the numeric path
 
     bank.select(loaded["baselines"].kernels, "baselines.kernels")
@@ -101,7 +104,7 @@ def check_peak_probe(peak: sections.PeakProbe, memory: int) -> None:
         )
 
 
-def _fields(cls: type) -> str:
+def _fields(cls: "type[DataclassInstance] | DataclassInstance") -> str:
     parts = []
     for field in dataclasses.fields(cls):
         nested = field.type if dataclasses.is_dataclass(field.type) else None

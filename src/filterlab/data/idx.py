@@ -91,7 +91,8 @@ def item_count(path: str | os.PathLike[str]) -> int:
         raise DataError(f"{path}: not a readable IDX file ({error})") from None
     if len(header) < 8:
         raise DataError(f"{path}: truncated IDX header ({len(header)} bytes)")
-    return struct.unpack(">I", header[4:8])[0]
+    count: int = struct.unpack(">I", header[4:8])[0]
+    return count
 
 
 def read_split(directory: str | os.PathLike[str], split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -26,10 +26,16 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from filterlab.core.errors import DiskFull, DownloadError, is_disk_full
 from filterlab.data import idx
 from filterlab.data.official import EXPECTED_FILES, Expected
+
+if TYPE_CHECKING:  # types only: tqdm loads when a download starts
+    import urllib.response
+
+    from tqdm import tqdm
 
 CHUNK = 1 << 16
 BACKOFF_SECONDS = 0.5
@@ -81,10 +87,10 @@ def mirror_url(value: str) -> str:
     return Path(value).expanduser().resolve().as_uri() + "/"
 
 
-def _open(url: str, timeout: float, allowed: float):
+def _open(url: str, timeout: float, allowed: float) -> "http.client.HTTPResponse | urllib.response.addinfourl":
     """`urlopen(url)`, given up on after `allowed` seconds even while the status line and headers trickle in
     (each byte within `timeout` keeps the socket's own timeout from ever firing)."""
-    outcome: dict[str, object] = {}
+    outcome: dict[str, Any] = {}  # "response": what urlopen returned (Any in typeshed), or "error"
 
     def connect() -> None:
         try:
@@ -106,7 +112,8 @@ def _open(url: str, timeout: float, allowed: float):
         raise _TooSlow(f"too slow: no complete response headers in {allowed:.0f} s")
     if "error" in outcome:
         raise outcome["error"]
-    return outcome["response"]
+    response: http.client.HTTPResponse | urllib.response.addinfourl = outcome["response"]  # http(s) | file
+    return response
 
 
 def _receive(
@@ -198,7 +205,7 @@ def _download(url: str, target: Path, want: Expected, timeout: float, progress: 
             if fetched.sha256 == want.sha256 and fetched.size == want.size:
                 received = "official .gz"
             else:
-                content = _gunzipped_digest(fetched.path, want.content_size)
+                content: tuple[str, int] | bytes | None = _gunzipped_digest(fetched.path, want.content_size)
                 if content != (want.content_sha256, want.content_size):
                     found = "not gzip" if content is None else f"{content[1]} bytes inside"
                     raise _WrongFile(
@@ -242,7 +249,7 @@ def _download(url: str, target: Path, want: Expected, timeout: float, progress: 
                 os.unlink(fetched.path)
 
 
-def _progress_bar(name: str, total: int | None, enabled: bool):
+def _progress_bar(name: str, total: int | None, enabled: bool) -> "tqdm[Any]":
     from tqdm import tqdm
 
     return tqdm(total=total, desc=name, unit="B", unit_scale=True, leave=False, file=sys.stderr, disable=not enabled)
@@ -258,7 +265,7 @@ def fetch_all(
     min_rate: float = 20_000.0,
     progress: bool | None = None,
     sleep: Callable[[float], None] = time.sleep,
-) -> dict[str, dict]:
+) -> dict[str, dict[str, Any]]:
     """Fetch every expected file into `dest`, trying `mirrors` in order for each.
 
     Returns {name: {"sha256", "bytes", "content_sha256", "url", "received"}}: the stored file's own digest
@@ -271,7 +278,7 @@ def fetch_all(
     if progress is None:
         progress = sys.stderr.isatty()
     dead: dict[str, str] = {}
-    landed: dict[str, dict] = {}
+    landed: dict[str, dict[str, Any]] = {}
     try:
         for name, want in expected.items():
             failures = []

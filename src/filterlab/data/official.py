@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -90,7 +91,7 @@ def write_arrays(
     arrays: Mapping[str, np.ndarray],
     source: str,
     expected: Mapping[str, Expected] = EXPECTED_FILES,
-) -> dict[str, dict]:
+) -> dict[str, dict[str, Any]]:
     """Write {`.gz` name: uint8 array} as IDX `.gz` files after checking each against `expected`.
 
     Every array is checked before anything is written, so a wrong one leaves `dest` as it

@@ -18,8 +18,10 @@ import sys
 import tempfile
 import zipfile
 import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar, cast
 
 import numpy as np
 
@@ -92,10 +94,10 @@ class _NdarrayName:
 
 
 # The array rebuilder, taken from ndarray's own __reduce__ rather than imported from a private module.
-_RECONSTRUCT = np.empty(0).__reduce__()[0]
+_RECONSTRUCT = cast("Callable[..., np.ndarray]", np.empty(0).__reduce__()[0])
 
 
-def _empty_array(cls, shape, dtype_code):
+def _empty_array(cls: object, shape: Iterable[int], dtype_code: bytes | str) -> np.ndarray:
     """NumPy's pickles start every array empty, `_reconstruct(ndarray, (0,), b'b')`, and fill it from the bytes
     the pickle carries (`__setstate__` checks they match the shape): anything else could ask for any memory."""
     if cls is not _NdarrayName or tuple(shape) != (0,) or dtype_code not in (b"b", "b"):
@@ -106,14 +108,14 @@ def _empty_array(cls, shape, dtype_code):
 class _NumpyOnly(pickle.Unpickler):
     """Admits the three globals a NumPy array's pickle names, and nothing else."""
 
-    ALLOWED = {
+    ALLOWED: ClassVar[dict[tuple[str, str], Callable[..., Any]]] = {
         ("numpy", "ndarray"): _NdarrayName,
         ("numpy", "dtype"): np.dtype,
         ("numpy.core.multiarray", "_reconstruct"): _empty_array,  # NumPy 1's module name
         ("numpy._core.multiarray", "_reconstruct"): _empty_array,  # NumPy 2's
     }
 
-    def find_class(self, module: str, name: str):
+    def find_class(self, module: str, name: str) -> Callable[..., Any]:
         try:
             return self.ALLOWED[(module, name)]
         except KeyError:
@@ -150,7 +152,8 @@ def read_pickle(data: bytes, source: str, splits: tuple[int, int, int] = MNIST_H
 
     def to_bytes(images: np.ndarray) -> np.ndarray:
         # The pickle holds pixel / 256; rint(x * 256) gives back the official bytes exactly.
-        return np.rint(images * 256).astype(np.uint8).reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
+        pixels: np.ndarray = np.rint(images * 256).astype(np.uint8).reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
+        return pixels
 
     (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = parts
     return {

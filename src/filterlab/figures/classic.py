@@ -9,11 +9,15 @@ learned, against the chance level of random filters drawn like the initialiser.
 """
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from filterlab.figures.filters import COLUMNS, KERAS_LAYOUT, limit
-from filterlab.kernels.similarity import kernel_classes
+from filterlab.kernels.similarity import WeightedKernel, kernel_classes
+
+if TYPE_CHECKING:  # matplotlib loads only in the function that draws
+    from matplotlib.figure import Figure
 
 
 def _matched(learned: np.ndarray, unit: np.ndarray) -> np.ndarray:
@@ -22,7 +26,9 @@ def _matched(learned: np.ndarray, unit: np.ndarray) -> np.ndarray:
     return (float(flat @ unit) * unit).reshape(learned.shape)
 
 
-def learned_vs_classic(learned: np.ndarray, report: dict, bank: Mapping[str, object], colormap: str, variant: str):
+def learned_vs_classic(
+    learned: np.ndarray, report: Mapping[str, Any], bank: Mapping[str, WeightedKernel], colormap: str, variant: str
+) -> "Figure":
     from matplotlib.figure import Figure
 
     from filterlab.figures import mosaic

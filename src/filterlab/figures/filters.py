@@ -6,16 +6,22 @@ matplotlib figures, RGB frames or GIF bytes; the caller writes them. Every pictu
 a diverging colormap centred at 0, so white means 0 and the sign of a weight is its hue.
 """
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from filterlab.config.geometry import IMAGE_SIDE
+
+if TYPE_CHECKING:  # matplotlib loads only in the functions that draw
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 KERAS_LAYOUT = "Keras conv1 weights (cross-correlation)"
 COLUMNS = 8  # filters per row in grids
 MAX_MAPS = 16  # feature maps per digit: 64 side by side would be a 5000-pixel-wide figure
 
 
-def _figure(width: float, height: float):
+def _figure(width: float, height: float) -> "Figure":
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout="constrained")
@@ -27,12 +33,12 @@ def limit(*arrays: np.ndarray) -> float:
     return peak if peak > 0 else 1.0
 
 
-def _no_ticks(axes) -> None:
+def _no_ticks(axes: "Axes") -> None:
     axes.set_xticks([])
     axes.set_yticks([])
 
 
-def init_vs_learned(init: np.ndarray, learned: np.ndarray, colormap: str, variant: str):
+def init_vs_learned(init: np.ndarray, learned: np.ndarray, colormap: str, variant: str) -> "Figure":
     """Each filter at init beside itself after training; both halves of a pair share one scale.
 
     One mosaic image (filterlab.figures.mosaic), each pair divided by its own ±max|w|.
@@ -83,7 +89,7 @@ def _groups(n_filters: int, n_epochs: int) -> int:
     return min(range(1, n_filters + 1), key=lambda groups: abs(aspect(groups) - 1.5))
 
 
-def evolution_strip(kernels: np.ndarray, epochs: np.ndarray, colormap: str, variant: str):
+def evolution_strip(kernels: np.ndarray, epochs: np.ndarray, colormap: str, variant: str) -> "Figure":
     """Rows filters, columns epochs; each row keeps one colour scale across its epochs.
 
     Many filters wrap into blocks side by side (filter numbers in the gap before each block),
@@ -168,7 +174,7 @@ def _tiles(arrays: list[np.ndarray], width: int) -> np.ndarray:
 
 def feature_maps(
     images: np.ndarray, classes: np.ndarray, maps: np.ndarray, kernel: np.ndarray, colormap: str, variant: str
-):
+) -> "Figure":
     """Top row: each filter (Keras weights, enlarged); below, one row per digit: the digit, then those
     filters' maps in the same columns, so input, kernel and output sit together.
 

@@ -12,8 +12,12 @@ the background, so the bands and gaps are white.
 """
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # matplotlib loads only in the functions that draw
+    from matplotlib.axes import Axes
 
 CELL_INCHES = 2.0  # one pair and its gap is this wide, as the one-axes-per-filter figures were
 TITLE_INCHES = 0.34  # room for a two-line 7-point title
@@ -60,7 +64,7 @@ def pairs(lefts: list[np.ndarray], rights: list[np.ndarray], columns: int) -> Pa
 
 
 def draw(
-    axes, mosaic: PairMosaic, colormap: str, titles: list[str], halves: tuple[str, str], title_size: float = 8
+    axes: "Axes", mosaic: PairMosaic, colormap: str, titles: list[str], halves: tuple[str, str], title_size: float = 8
 ) -> None:
     """The mosaic on a -1..1 scale in `axes` (no frame, no ticks), a title above each pair, half labels below."""
     axes.imshow(mosaic.image, cmap=colormap, vmin=-1, vmax=1, interpolation="nearest")

@@ -19,6 +19,7 @@ Carlo. Conv1 weights are applied as cross-correlation, so the bank is flipped on
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol, SupportsFloat
 
 import numpy as np
 
@@ -51,6 +52,13 @@ def similarity(a: np.ndarray, b: np.ndarray) -> float:
     return min(1.0, abs(cosine(a, b)))
 
 
+class WeightedKernel(Protocol):
+    """What the bank's entries must offer here: `filterlab.kernels.bank.Kernel`, or anything with `.weights`."""
+
+    @property
+    def weights(self) -> np.ndarray: ...
+
+
 @dataclass(frozen=True)
 class KernelClass:
     """Bank kernels that point the same way (similarity 1), as one unit vector in Keras layout."""
@@ -60,7 +68,7 @@ class KernelClass:
     unit: np.ndarray
 
 
-def kernel_classes(bank: Mapping[str, object], shape: tuple[int, int]) -> list[KernelClass]:
+def kernel_classes(bank: Mapping[str, WeightedKernel], shape: tuple[int, int]) -> list[KernelClass]:
     """The bank's kernels of `shape`, flipped to conv1's layout and grouped into classes, in bank order.
 
     `bank` maps names to `filterlab.kernels.bank.Kernel` objects (anything with `.weights`).
@@ -91,7 +99,8 @@ def class_scores(filters: np.ndarray, classes: list[KernelClass]) -> np.ndarray:
     filters = np.asarray(filters, dtype=np.float64).reshape(len(filters), -1)
     norms = np.linalg.norm(filters, axis=1, keepdims=True)
     units = np.divide(filters, norms, out=np.zeros_like(filters), where=norms > 0)
-    return np.minimum(1.0, np.abs(units @ np.stack([c.unit for c in classes]).T))
+    scores: np.ndarray = np.minimum(1.0, np.abs(units @ np.stack([c.unit for c in classes]).T))
+    return scores
 
 
 def nearest(filter_2d: np.ndarray, classes: list[KernelClass]) -> tuple[str | None, float]:
@@ -103,7 +112,9 @@ def nearest(filter_2d: np.ndarray, classes: list[KernelClass]) -> tuple[str | No
     return classes[int(np.flatnonzero(scores >= best - TIE_TOLERANCE)[0])].name, best
 
 
-def chance(shape: tuple[int, int], classes: list[KernelClass], seed: int, samples: int = CHANCE_SAMPLES) -> dict:
+def chance(
+    shape: tuple[int, int], classes: list[KernelClass], seed: int, samples: int = CHANCE_SAMPLES
+) -> dict[str, Any]:
     """Nearest-class similarity of random filters drawn like conv1's initialiser: mean, sd and 95th percentile."""
     draws = np.random.default_rng(seed).uniform(-1.0, 1.0, size=(samples, shape[0] * shape[1]))
     best = class_scores(draws, classes).max(axis=1)
@@ -115,11 +126,11 @@ def chance(shape: tuple[int, int], classes: list[KernelClass], seed: int, sample
     }
 
 
-def _round(value: float) -> float:
+def _round(value: SupportsFloat) -> float:
     return round(float(value), DIGITS)
 
 
-def headline(report: dict) -> dict:
+def headline(report: Mapping[str, Any]) -> dict[str, Any]:
     """The three numbers `dvc metrics show` lists per variant; empty when no bank kernel has its size."""
     if not report["comparable"]:
         return {}
@@ -130,7 +141,9 @@ def headline(report: dict) -> dict:
     }
 
 
-def compare_filters(init: np.ndarray, learned: np.ndarray, bank: Mapping[str, object], seed: int) -> dict:
+def compare_filters(
+    init: np.ndarray, learned: np.ndarray, bank: Mapping[str, WeightedKernel], seed: int
+) -> dict[str, Any]:
     """Nearest classic kernel class for every conv1 filter, at init and learned, against the chance level.
 
     `init` and `learned` are conv1 kernels in Keras layout (kh, kw, 1, filters). With no
@@ -152,9 +165,11 @@ def compare_filters(init: np.ndarray, learned: np.ndarray, bank: Mapping[str, ob
             "shift": None,
             "per_filter": [],
         }
+    per_filter: list[dict[str, Any]]
+    scores: dict[str, list[float]]
     per_filter, scores = [], {"init": [], "learned": []}
     for index in range(init.shape[3]):
-        entry = {"index": index}
+        entry: dict[str, Any] = {"index": index}
         for moment, kernels in (("init", init), ("learned", learned)):
             name, score = nearest(kernels[:, :, 0, index], classes)
             entry[moment] = {"kernel": name, "similarity": _round(score)}

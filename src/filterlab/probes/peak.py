@@ -15,13 +15,18 @@ the filter ∝ [-1, 1, -1], so gradient descent from a random filter should find
 how close it gets is the reported cosine.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from filterlab.config.sections import PeakProbe
 from filterlab.core.errors import ParamError
 from filterlab.kernels.similarity import cosine
+
+if TYPE_CHECKING:  # matplotlib loads only in the function that draws
+    from matplotlib.figure import Figure
 
 PEAK = np.array([-1.0, 1.0, -1.0])
 CENTRE = 0.5
@@ -32,7 +37,7 @@ def respond(vector: np.ndarray, kernel: np.ndarray = PEAK) -> np.ndarray:
     return np.convolve(np.asarray(vector, dtype=np.float64), kernel[::-1], mode="valid")
 
 
-def hand_applied(vector: tuple[float, ...]) -> dict:
+def hand_applied(vector: tuple[float, ...]) -> dict[str, Any]:
     """(a): the response, the 1-based points it is centred on, the positives, the max-pool's winner."""
     response = respond(np.array(vector))
     centres = np.arange(2, len(vector))  # a size-3 'valid' window drops the first and last point
@@ -142,7 +147,7 @@ def learn(params: PeakProbe, seed: int) -> LearnedPeak:
     )
 
 
-def figure(hand: dict, learned: LearnedPeak):
+def figure(hand: Mapping[str, Any], learned: LearnedPeak) -> "Figure":
     """Left: the vector with its response at the window centres. Right: the filters."""
     from matplotlib.figure import Figure
 

@@ -11,11 +11,15 @@ the error against the unflipped kernel is reported too, to show the flip is real
 """
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from filterlab.config.sections import RecoveryProbe
 from filterlab.kernels.bank import Kernel
+
+if TYPE_CHECKING:  # matplotlib loads only in the function that draws
+    from matplotlib.figure import Figure
 
 TARGET_ERROR = 1e-3
 
@@ -31,7 +35,7 @@ class Recovered:
     def max_abs_error(self) -> float:
         return float(np.max(np.abs(self.learned - self.true_keras)))
 
-    def metrics(self) -> dict:
+    def metrics(self) -> dict[str, Any]:
         return {
             "max_abs_error": self.max_abs_error,
             "max_abs_error_unflipped": self.unflipped_error,
@@ -72,7 +76,7 @@ def recover(images: np.ndarray, kernel: Kernel, params: RecoveryProbe, seed: int
     )
 
 
-def figure(results: list[Recovered], colormap: str):
+def figure(results: list[Recovered], colormap: str) -> "Figure":
     """Per kernel: the true Keras weights, the learned ones, and their difference (in e-notation)."""
     from matplotlib.figure import Figure
 

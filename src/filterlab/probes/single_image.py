@@ -13,6 +13,7 @@ position only, unflipped, so filter and image are compared pixel by pixel as the
 """
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +21,10 @@ from filterlab.config.geometry import IMAGE_SIDE, NUM_CLASSES
 from filterlab.config.sections import SingleImageProbe
 from filterlab.core.errors import DataError
 from filterlab.kernels.similarity import cosine
+
+if TYPE_CHECKING:  # Keras and matplotlib load only in the functions that train and draw
+    import keras
+    from matplotlib.figure import Figure
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,7 @@ class SingleImageResult:
         filters = getattr(self, which)
         return [cosine(filters[:, :, k], self.image, centred=True) for k in range(filters.shape[2])]
 
-    def metrics(self) -> dict:
+    def metrics(self) -> dict[str, Any]:
         init, learned = self.correlations("init"), self.correlations("learned")
         return {
             "image_index": self.image_index,
@@ -56,7 +61,7 @@ def first_of_digit(x_train: np.ndarray, y_train: np.ndarray, digit: int) -> int:
     return int(matches[0])
 
 
-def build(n_filters: int, l2: float):
+def build(n_filters: int, l2: float) -> "keras.Model":
     import keras
     from keras import layers
 
@@ -103,7 +108,7 @@ def run(x_train: np.ndarray, y_train: np.ndarray, params: SingleImageProbe, seed
     )
 
 
-def figure(result: SingleImageResult, digit: int, colormap: str):
+def figure(result: SingleImageResult, digit: int, colormap: str) -> "Figure":
     """The digit, then every filter at init (top row) and after training (bottom row)."""
     from matplotlib.figure import Figure
 

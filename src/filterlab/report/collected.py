@@ -12,7 +12,7 @@ with the best variant on the same test digits (exact McNemar test).
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from filterlab.config.sections import GridParams
 from filterlab.core.errors import DataError
@@ -100,7 +100,7 @@ def correct_answers(grid: GridParams, details: Mapping[str, Any]) -> dict[str, l
     return {name: correct for name, correct in answers.items() if correct is not None}
 
 
-def _headline(path: str, payload: Any) -> dict:
+def _headline(path: str, payload: Any) -> dict[str, Any]:
     if payload is None:
         raise DataError(f"reports/metrics/{path}: missing; run its stage first")
     bad = [
@@ -111,7 +111,7 @@ def _headline(path: str, payload: Any) -> dict:
     return {field: float(payload[key]) for key, field in HEADLINE_KEYS.items()}
 
 
-def _spread(payload: Mapping[str, Any]) -> dict:
+def _spread(payload: Mapping[str, Any]) -> dict[str, Any]:
     if "accuracy_seed_mean" not in payload:
         return {}
     return {
@@ -121,7 +121,7 @@ def _spread(payload: Mapping[str, Any]) -> dict:
     }
 
 
-def _compare(best: list[bool] | None, mine: list[bool] | None) -> dict:
+def _compare(best: list[bool] | None, mine: list[bool] | None) -> dict[str, Any]:
     if best is None or mine is None or len(best) != len(mine):
         return {"tied_with_best": None, "p_value": None}
     tied, p = stats.tied_with(best, mine)
@@ -139,7 +139,8 @@ def collect(
     rows = []
     for spec in grid.variants():
         headline = _headline(f"train/{spec.name}.json", metrics.get(f"train/{spec.name}.json"))
-        spread = _spread(metrics.get(f"train/{spec.name}.json"))
+        # _headline raised above unless this payload is present.
+        spread = _spread(cast("Mapping[str, Any]", metrics.get(f"train/{spec.name}.json")))
         rows.append((spec, headline | spread, details.get(f"train/{spec.name}.json")))
     rows.sort(key=lambda row: (-row[1]["test_accuracy"], row[0].name))
     best_correct = _correct(rows[0][2])

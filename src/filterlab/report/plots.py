@@ -6,18 +6,25 @@ never leaks figures between calls.
 
 import io
 from collections import defaultdict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
 
-from filterlab.report.collected import Results
+from filterlab.report.collected import Model, Results, Variant
+
+if TYPE_CHECKING:  # matplotlib and NumPy load only in the functions that draw
+    import numpy as np
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 
-def _figure(width: float, height: float, ncols: int = 1):
+def _figure(width: float, height: float, ncols: int = 1) -> tuple["Figure", "np.ndarray"]:
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(width, height), layout="constrained")
     return figure, figure.subplots(1, ncols, squeeze=False, sharey=True)[0]
 
 
-def _log_x(ax, ticks=None) -> None:
+def _log_x(ax: "Axes", ticks: Sequence[float] | None = None) -> None:
     """Log x axis labelled with plain numbers (filter and parameter counts), no minor-tick clutter."""
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
@@ -28,7 +35,7 @@ def _log_x(ax, ticks=None) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def png_bytes(figure) -> bytes:
+def png_bytes(figure: "Figure") -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     return buffer.getvalue()
@@ -87,7 +94,8 @@ def accuracy_vs_params(results: Results) -> bytes:
             s=36,
             zorder=3,
         )
-    front = _pareto([(v.params_count, 100 * v.test_accuracy, v.name) for v in sized])
+    # `sized` holds only variants with a params_count.
+    front = _pareto([(cast(int, v.params_count), 100 * v.test_accuracy, v.name) for v in sized])
     ax.plot(
         [p[0] for p in front],
         [p[1] for p in front],
@@ -112,7 +120,10 @@ def accuracy_vs_params(results: Results) -> bytes:
     for stride, marker in markers.items():
         ax.scatter([], [], color="grey", marker=marker, label=f"stride {stride}")
     if sized:
-        _log_x(ax, _round_ticks(min(v.params_count for v in sized), max(v.params_count for v in sized)))
+        _log_x(
+            ax,
+            _round_ticks(min(cast(int, v.params_count) for v in sized), max(cast(int, v.params_count) for v in sized)),
+        )
         low, high = min(100 * v.test_accuracy for v in sized), max(100 * v.test_accuracy for v in sized)
         ax.set_ylim(low - 0.25 * (high - low + 0.1), high + 0.25 * (high - low + 0.1))
     ax.set(xlabel="parameters (whole model)", ylabel="test accuracy (%)", title="Test accuracy against model size")
@@ -138,10 +149,12 @@ def baselines_vs_learned(results: Results) -> bytes | None:
     the top, and one far below it (no convolution) is drawn at the edge with its value written out."""
     if not results.baselines:
         return None
-    best_per_size = {}
+    best_per_size: dict[int, Variant] = {}
     for v in results.variants:  # best first
         best_per_size.setdefault(v.kernel_size, v)
-    rows = [(f"learned {v.kernel_size}x{v.kernel_size}: {v.name}", v, "learned") for v in best_per_size.values()]
+    rows: list[tuple[str, Model, str]] = [
+        (f"learned {v.kernel_size}x{v.kernel_size}: {v.name}", v, "learned") for v in best_per_size.values()
+    ]
     rows += [(f"frozen {b.name}" + (f" ({b.n_kernels})" if b.n_kernels else ""), b, b.kind) for b in results.baselines]
     rows.sort(key=lambda row: -row[1].test_accuracy)
     colours = {

@@ -6,7 +6,9 @@ show the same tables, so both documents always agree.
 
 import math
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, cast
 
 from filterlab.report.collected import NOT_RUN, Model, Results, Variant, figure_choice, fmt, interval, pct
 
@@ -27,7 +29,8 @@ def _versus(model: Model, best_name: str) -> tuple[str, float]:
     if model.tied_with_best is None:
         return "–", -math.inf
     verdict = TIED if model.tied_with_best else "below best"
-    return f"{verdict} (p = {model.p_value:.2g})", model.p_value
+    # _compare sets p_value whenever tied_with_best is set.
+    return f"{verdict} (p = {model.p_value:.2g})", cast(float, model.p_value)
 
 
 def _number(value: float | None, digits: int = 3) -> tuple[str, float]:
@@ -35,7 +38,7 @@ def _number(value: float | None, digits: int = 3) -> tuple[str, float]:
 
 
 def variant_table(results: Results) -> Table:
-    rows = []
+    rows: list[tuple[tuple[str, float | str], ...]] = []
     for v in results.variants:
         sim = v.similarity or {}
         similarity = [_number(sim.get(moment)) for moment in ("init", "learned", "chance")]
@@ -55,7 +58,7 @@ def variant_table(results: Results) -> Table:
                 *similarity,
             )
         )
-    headers = (
+    headers: tuple[str, ...] = (
         "variant",
         "test accuracy",
         "95% interval",
@@ -77,7 +80,7 @@ def variant_table(results: Results) -> Table:
 def _across(v: Variant) -> tuple[str, float]:
     if v.seed_mean is None:
         return "–", -math.inf
-    return f"{100 * v.seed_mean:.1f} ± {100 * v.seed_sd:.1f}% ({v.seeds} seeds)", v.seed_mean
+    return f"{100 * v.seed_mean:.1f} ± {100 * cast(float, v.seed_sd):.1f}% ({v.seeds} seeds)", v.seed_mean
 
 
 def baseline_table(results: Results) -> Table | None:
@@ -133,7 +136,7 @@ def classic_table(results: Results) -> Table | None:
     )
 
 
-def probe_tables(probes: dict) -> list[tuple[str, Table]]:
+def probe_tables(probes: Mapping[str, Any]) -> list[tuple[str, Table]]:
     """The three probes as short human tables: what was trained, what came out."""
     single, peak, recovery = probes["single_image"], probes["peak"], probes["recovery"]
     tables = [
@@ -193,7 +196,7 @@ def probe_tables(probes: dict) -> list[tuple[str, Table]]:
 
 def headlines(results: Results) -> list[str]:
     best = results.best
-    lines = [data_line(results)] if data_line(results) else []
+    lines = [cast(str, data_line(results))] if data_line(results) else []
     tied = [v.name for v in results.variants[1:] if v.tied_with_best]
     lines.append(
         f"Best learned variant: {best.name}, {pct(best.test_accuracy)} test accuracy (95% interval "
@@ -219,7 +222,7 @@ def data_line(results: Results) -> str | None:
     if not isinstance(counts, dict) or not all(isinstance(counts.get(s), dict) for s in ("train", "val", "test")):
         return None
     totals = [fmt(counts[split].get("total")) for split in ("train", "val", "test")]
-    split = results.data.get("test_split")
+    split = cast("Mapping[str, Any]", results.data).get("test_split")  # counts came from it, so not None
     ending = f" (test: {split})." if split else "."
     return f"Images: {totals[0]} train, {totals[1]} validation, {totals[2]} test{ending}"
 
