@@ -31,9 +31,16 @@ def tracked_text_files() -> list[Path]:
 
 def tag_keys() -> set[str]:
     """MLflow tag keys that look like module names (`filterlab.sweep_id`): names, not references."""
+    from filterlab import log_missing
     from filterlab.core import run_context, tracking
 
-    return {run_context.SWEEP_TAG, tracking.FILTERS_TAG, tracking.FIGURES_TAG, tracking.RUN_TAG}
+    return {
+        run_context.SWEEP_TAG,
+        tracking.FILTERS_TAG,
+        tracking.FIGURES_TAG,
+        tracking.RUN_TAG,
+        log_missing.REPLAYED_TAG,
+    }
 
 
 def resolves(dotted: str) -> bool:

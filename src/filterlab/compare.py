@@ -13,7 +13,6 @@ Writes nothing. Imports neither TensorFlow nor DVC.
 import argparse
 import json
 import subprocess
-import sys
 import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,7 +20,8 @@ from typing import Any
 
 from filterlab.config.params import load_section, read_params
 from filterlab.config.sections import TrainParams
-from filterlab.core.errors import DataError, FilterlabError
+from filterlab.core import stage
+from filterlab.core.errors import DataError
 from filterlab.report import collected, verdict
 
 WIDTH = 120
@@ -161,12 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("revision", nargs="?", help="a git revision or DVC experiment to compare against")
     parser.add_argument("--repo", type=Path, default=Path.cwd(), help="the project folder (default: here)")
     args = parser.parse_args(argv)
-    try:
-        print(compare(args.repo, args.revision))
-    except FilterlabError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return stage.run(lambda: print(compare(args.repo, args.revision)))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ import csv
 import dataclasses
 import json
 import shlex
-import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from typing import Any
 from filterlab.config.geometry import VariantSpec
 from filterlab.config.params import load_section, load_seed, read_params
 from filterlab.config.sections import BaselinesParams, ProbesParams, TrainParams
+from filterlab.core import stage
 from filterlab.core.errors import DataError, FilterlabError
 
 REPLAYED_TAG = "filterlab.replayed"
@@ -224,15 +224,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("stages", nargs="+", metavar="STAGE", help="dvc.yaml stage names, e.g. train@8-3-1")
     parser.add_argument("--params", default="params.yaml", type=Path)
     args = parser.parse_args(argv)
-    try:
-        params = read_params(str(args.params))
-        for stage_name, command in stage_commands(args.stages).items():
-            for replay in replays(stage_name, command, params):
-                print(f"{stage_name}: logged {replay.experiment}/{replay.run_name} as run {log(replay)}", flush=True)
-    except FilterlabError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return stage.run(lambda: replay_stages(args.stages, read_params(str(args.params))))
+
+
+def replay_stages(targets: list[str], params: Mapping[str, Any]) -> None:
+    for stage_name, command in stage_commands(targets).items():
+        for replay in replays(stage_name, command, params):
+            print(f"{stage_name}: logged {replay.experiment}/{replay.run_name} as run {log(replay)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -77,16 +77,7 @@ def obtain(
     warnings: list[str] = []
     if params.source in ("auto", "remote"):
         try:
-            files = mirrors.fetch_all(
-                params.mirrors,
-                dest,
-                expected,
-                timeout=params.timeout_seconds,
-                retries=params.retries,
-                min_rate=params.min_bytes_per_second,
-                progress=progress,
-                sleep=sleep,
-            )
+            files = _fetch(params.mirrors, params, dest, expected, progress, sleep)
             return _t10k_manifest(dest, "remote", _one_or_many(files), files), warnings
         except DownloadError as error:
             if params.source == "remote":
@@ -130,8 +121,21 @@ def _from_env_mirror(
         path = str(Path(value).expanduser().resolve())
         files = official.write_arrays(dest, keras_cache.read(path), path, expected)
         return _t10k_manifest(dest, "keras", path, files)
-    files = mirrors.fetch_all(
-        [mirrors.mirror_url(value)],
+    files = _fetch([mirrors.mirror_url(value)], params, dest, expected, progress, sleep)
+    return _t10k_manifest(dest, "mirror", _one_or_many(files), files)
+
+
+def _fetch(
+    urls: Sequence[str],
+    params: DataParams,
+    dest: str | os.PathLike[str],
+    expected: Mapping[str, official.Expected],
+    progress: bool | None,
+    sleep: Callable[[float], None],
+) -> dict[str, dict[str, Any]]:
+    """`mirrors.fetch_all` with the data section's deadlines and retries."""
+    return mirrors.fetch_all(
+        urls,
         dest,
         expected,
         timeout=params.timeout_seconds,
@@ -140,7 +144,6 @@ def _from_env_mirror(
         progress=progress,
         sleep=sleep,
     )
-    return _t10k_manifest(dest, "mirror", _one_or_many(files), files)
 
 
 def _from_pypi(
