@@ -8,6 +8,9 @@ of its kernels.
 """
 
 import argparse
+import contextlib
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from filterlab.config.geometry import IMAGE_SIDE, final_side
@@ -35,6 +38,33 @@ def select_kernels(section: BaselinesParams) -> list:
     return selected
 
 
+@contextlib.contextmanager
+def open_run(tracking, name: str, params: dict, tags: dict, *, first: bool, tracked: bool) -> Iterator:
+    """The baseline's MLflow run, or None once the tracking store has gone away during this stage.
+
+    A store that cannot be reached before the first model trains fails the stage in one line; one that goes
+    away later leaves the remaining models untracked (one warning), so every output is still written and
+    `python -m filterlab.log_missing baselines` logs the runs once tracking is back.
+    """
+    from filterlab.core.errors import TrackingError
+
+    with contextlib.ExitStack() as stack:
+        run = None
+        if tracked:
+            try:
+                run = stack.enter_context(tracking.start_run("baselines", name, params=params, tags=tags))
+            except TrackingError as error:
+                if first:
+                    raise
+                print(
+                    f"warning: {error}; the remaining baselines train untracked. Once tracking is back: "
+                    "python -m filterlab.log_missing baselines",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        yield run
+
+
 def fit_all(args: argparse.Namespace) -> None:
     params = stage.open_params(args.params)
     seed, style = load_seed(params), load_section(params, "figures", FiguresParams)
@@ -56,38 +86,33 @@ def fit_all(args: argparse.Namespace) -> None:
     determinism.configure(seed, train.threads)
     tags = {"data.source": data.source, "data.sha256": data.raw_sha256}
     plan = baselines.plan(selected, section.random_std, seed)
-    results = {}
+    results: dict[str, dict] = {}
+    tracked = True
     for index, baseline in enumerate(plan, start=1):
-        run_params = {
-            "kind": baseline.kind,
-            "kernels": ",".join(baseline.kernel_names) or baseline.kind,
-            "n_kernels": baseline.n_kernels,
-            "kernel_size": baseline.kernel_size,
-            "epochs": train.epochs,
-            "batch_size": train.batch_size,
-            "learning_rate": train.learning_rate,
-            "seed": seed,
-            **({"random_std": section.random_std} if baseline.kind == "random" else {}),
-        }
-        with tracking.start_run("baselines", baseline.name, params=run_params, tags=tags) as run:
+        run_params = baselines.run_params(baseline, train, section.random_std, seed)
+        with open_run(tracking, baseline.name, run_params, tags, first=index == 1, tracked=tracked) as run:
 
             def on_epoch(row: dict, run=run) -> None:
-                run.log_metrics({key: row[key] for key in fit.LOGGED}, step=row["epoch"])
+                if run is not None:
+                    run.log_metrics({key: row[key] for key in fit.LOGGED}, step=row["epoch"])
 
             result = baselines.fit_baseline(data, baseline, train, seed, on_epoch=on_epoch)
             low, high = stats.wilson(int((result.predictions == data.y_test).sum()), len(data.y_test))
-            run.log_metrics(
-                {
-                    "test_accuracy": result.test_accuracy,
-                    "test_loss": result.test_loss,
-                    "test_accuracy_ci95_low": low,
-                    "test_accuracy_ci95_high": high,
-                    "fit_seconds": result.seconds,
-                }
-            )
-            if baseline.written is not None:
-                names = baseline.kernel_names or [f"random {i}" for i in range(baseline.n_kernels)]
-                run.log_figure(kernels_figure(baseline.written, names, baseline.name, style.colormap), "kernels.png")
+            if run is not None:
+                run.log_metrics(
+                    {
+                        "test_accuracy": result.test_accuracy,
+                        "test_loss": result.test_loss,
+                        "test_accuracy_ci95_low": low,
+                        "test_accuracy_ci95_high": high,
+                        "fit_seconds": result.seconds,
+                    }
+                )
+                if baseline.written is not None:
+                    names = baseline.kernel_names or [f"random {i}" for i in range(baseline.n_kernels)]
+                    figure = kernels_figure(baseline.written, names, baseline.name, style.colormap)
+                    run.log_figure(figure, "kernels.png")
+            tracked = run is not None and run.incomplete is None
         atomic.write_json(args.metrics / baselines.file_name(baseline), fit.headline_metrics(result, low, high))
         results[baseline.name] = baselines.describe(baseline) | fit.details(result, data.y_test, train.epochs)
         print(

@@ -11,7 +11,7 @@ from filterlab.core import stage
 from filterlab.kernels import convolution
 from filterlab.kernels.bank import KERNELS, select
 from filterlab.training import baselines
-from helpers import load_stage
+from helpers import flags, load_stage
 from helpers import train_params as train_section
 
 baselines_stage = load_stage("baselines")
@@ -79,18 +79,8 @@ STAGE_PARAMS = {
 
 def _args(tmp_path, params, data):
     figures, metrics = tmp_path / "figures", tmp_path / "metrics" / "baselines"
-    argv = [
-        "--params",
-        str(params),
-        "--data",
-        str(data),
-        "--figures",
-        str(figures),
-        "--metrics",
-        str(metrics),
-        "--details",
-        str(tmp_path / "details" / "baselines.json"),
-    ]
+    argv = flags(params=params, data=data, figures=figures, metrics=metrics)
+    argv += flags(details=tmp_path / "details" / "baselines.json")
     return argv, figures, metrics
 
 
@@ -135,6 +125,36 @@ def test_stage_end_to_end(tmp_path, tiny_npz, mlflow_uri, params_file):
         assert [m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")] == [1]
         artifacts = [item.path for item in client.list_artifacts(run.info.run_id)]
         assert artifacts == ([] if run.info.run_name == "pixels (test-sweep)" else ["kernels.png"])
+
+
+@pytest.mark.filterwarnings("ignore:TensorFlow thread pools already started")
+def test_a_store_gone_after_the_first_model_leaves_the_rest_untracked_and_every_output(
+    tmp_path, tiny_npz, mlflow_uri, params_file, monkeypatch, capsys
+):
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    real = mlflow.log_metrics
+
+    def gone_after_the_first_epoch(metrics, step=None, **kwargs):
+        if step is not None and step > 1 or step is None:
+            raise MlflowException("API request to http://127.0.0.1:5001/api/2.0/mlflow/runs/log-batch failed")
+        return real(metrics, step=step, **kwargs)
+
+    monkeypatch.setenv("DVC_STAGE", "baselines")
+    monkeypatch.setattr(mlflow, "log_metrics", gone_after_the_first_epoch)
+    argv, _figures, metrics = _args(tmp_path, params_file(STAGE_PARAMS | {"train.epochs": 2}), tiny_npz)
+    assert baselines_stage.main(argv) == stage.EXIT_OK
+    err = capsys.readouterr().err
+    assert err.count("warning: MLflow run") == 1 and "python -m filterlab.log_missing baselines" in err, err
+    assert "Traceback" not in err
+    assert sorted(path.name for path in metrics.iterdir()) == [
+        "bank.json",
+        "family-sobel.json",
+        "pixels.json",
+        "random.json",
+    ]
+    assert json.loads((tmp_path / "details" / "baselines.json").read_text())["baselines"]
 
 
 @pytest.mark.parametrize(

@@ -104,3 +104,29 @@ def test_missing_outputs_and_untracked_stages_are_one_line(tmp_path, tiny_npz, p
 def test_the_stage_flags_are_read_from_the_resolved_command():
     flags = log_missing.stage_flags("python pipeline/train.py --filter-count 8 --model-dir 'models/a b' --stride 1")
     assert flags == {"--filter-count": "8", "--model-dir": "models/a b", "--stride": "1"}
+
+
+@pytest.mark.filterwarnings("ignore:TensorFlow thread pools already started")
+def test_baselines_are_replayed_one_run_per_model_from_the_metrics_files(
+    tmp_path, tiny_npz, mlflow_uri, monkeypatch, params_file
+):
+    from mlflow.tracking import MlflowClient
+
+    from test_baselines import STAGE_PARAMS, _args
+
+    monkeypatch.chdir(tmp_path)
+    params = params_file(STAGE_PARAMS)
+    argv, _figures, _metrics = _args(tmp_path, params, tiny_npz)
+    assert load_stage("baselines").main(argv) == 0
+    client = MlflowClient(mlflow_uri)
+    experiment = client.get_experiment_by_name("baselines").experiment_id
+    live = {run.data.tags[tracking.RUN_TAG]: run for run in client.search_runs([experiment])}
+
+    monkeypatch.setenv("FILTERLAB_SWEEP_ID", "replay")
+    found = log_missing.replays("baselines", "python pipeline/baselines.py " + shlex.join(argv), read_params(params))
+    assert sorted(replay.run_name for replay in found) == sorted(live)
+    for replay in found:
+        replayed = client.get_run(log_missing.log(replay))
+        assert replayed.data.params == live[replay.run_name].data.params
+        for key in ("test_accuracy", "test_loss"):
+            assert replayed.data.metrics[key] == pytest.approx(live[replay.run_name].data.metrics[key], abs=1e-5)

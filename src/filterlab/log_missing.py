@@ -135,17 +135,7 @@ def baselines_replays(params: Mapping[str, Any], flags: Mapping[str, str], stage
         yield Replay(
             experiment="baselines",
             run_name=baseline.name,
-            params={
-                "kind": baseline.kind,
-                "kernels": ",".join(baseline.kernel_names) or baseline.kind,
-                "n_kernels": baseline.n_kernels,
-                "kernel_size": baseline.kernel_size,
-                "epochs": train.epochs,
-                "batch_size": train.batch_size,
-                "learning_rate": train.learning_rate,
-                "seed": seed,
-                **({"random_std": section.random_std} if baseline.kind == "random" else {}),
-            },
+            params=baselines.run_params(baseline, train, section.random_std, seed),
             tags=tags,
             final=final_metrics(_read_json(Path(flags["--metrics"]) / baselines.file_name(baseline), stage_name)),
         )

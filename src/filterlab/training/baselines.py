@@ -117,3 +117,18 @@ def describe(baseline: Baseline) -> dict[str, Any]:
         "n_kernels": baseline.n_kernels,
         "kernel_size": baseline.kernel_size,
     }
+
+
+def run_params(baseline: Baseline, train: TrainParams, random_std: float, seed: int) -> dict[str, Any]:
+    """The MLflow params of one baseline's run: what it freezes and how it was trained, as the grid logs them."""
+    return {
+        "kind": baseline.kind,
+        "kernels": ",".join(baseline.kernel_names) or baseline.kind,
+        "n_kernels": baseline.n_kernels,
+        "kernel_size": baseline.kernel_size,
+        "epochs": train.epochs,
+        "batch_size": train.batch_size,
+        "learning_rate": train.learning_rate,
+        "seed": seed,
+        **({"random_std": random_std} if baseline.kind == "random" else {}),
+    }
