@@ -16,7 +16,9 @@ SCANNED_SUFFIXES = {".py", ".md", ".yaml", ".toml", ".cfg"}
 DOTTED = re.compile(r"(?<![\w./-])filterlab(?:\.[A-Za-z_]\w*)+")
 # Tests that write made-up modules and paths on purpose.
 MADE_UP = {"tests/test_stage_deps.py", "tests/test_references.py"}
-SOURCE_PATH = re.compile(r"(?<![\w./-])(?:src/filterlab|pipeline|tests|benchmarks|docs|\.ci)/[\w./-]*\w")
+# A path ends where no path character follows; one followed by a placeholder (`tests/test_<stage>.py`) is a
+# pattern, not a name.
+SOURCE_PATH = re.compile(r"(?<![\w./-])(?:src/filterlab|pipeline|tests|benchmarks|docs|\.ci)/[\w./-]*\w(?![\w./<{*-])")
 
 
 def tracked_text_files() -> list[Path]:
