@@ -109,7 +109,7 @@ class Browser:
         """A new tab of width x height CSS pixels (a phone's touch screen with `mobile`), recording its events."""
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        page = Page(self, session)
+        page = Page(self, session, target)
         for domain in ("Page", "Runtime", "Network", "Log"):
             page.send(f"{domain}.enable")
         metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile}
@@ -144,8 +144,11 @@ class Browser:
 class Page:
     """One tab: commands, script evaluation, input, and what it logged and requested."""
 
-    def __init__(self, browser: Browser, session: str):
-        self.browser, self.session = browser, session
+    def __init__(self, browser: Browser, session: str, target: str):
+        self.browser, self.session, self.target = browser, session, target
+
+    def close(self) -> None:
+        self.browser.send("Target.closeTarget", {"targetId": self.target})
 
     def send(self, method: str, params: dict[str, Any] | None = None, timeout: float = 60) -> Any:
         return self.browser.send(method, params, self.session, timeout)

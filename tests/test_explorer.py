@@ -167,6 +167,24 @@ def test_a_missing_or_stale_model_is_one_line_naming_the_file(explored, tmp_path
     assert (tmp_path / "reports" / "explorer.html").read_bytes() == (root / "reports" / "explorer.html").read_bytes()
 
 
+def test_a_model_the_page_cannot_run_is_refused_naming_the_layer():
+    import keras
+
+    from filterlab.core.errors import DataError
+    from filterlab.explorer import export
+
+    inputs = keras.Input((28, 28, 1), name="image")
+    conv1 = keras.layers.Conv2D(2, 3, name="conv1")(inputs)
+    normed = keras.layers.BatchNormalization(name="norm")(conv1)
+    head = keras.layers.Dense(10, activation="softmax", name="softmax")
+    with pytest.raises(DataError, match="layer 'norm' is a BatchNormalization"):
+        export.forward_layers(keras.Model(inputs, head(keras.layers.Flatten()(normed))), "v")
+    # A branch: the page runs the layers one after the other, so a layer fed by two is refused.
+    both = keras.layers.Add(name="both")([conv1, keras.layers.Conv2D(2, 3, name="side")(inputs)])
+    with pytest.raises(DataError, match="layer 'side' does not take 'conv1' alone"):
+        export.forward_layers(keras.Model(inputs, head(keras.layers.Flatten()(both))), "v")
+
+
 @pytest.fixture(scope="module")
 def chromium(tmp_path_factory):
     if CHROMIUM is None:
