@@ -112,8 +112,11 @@ def forward_layers(model: Any, variant: str) -> list[dict[str, Any]]:
     """
     _check_chain(model, variant)
     out: list[dict[str, Any]] = []
+    flat = False  # after Flatten: Dense reads a vector, convolutions and pools an image
     for layer in model.layers:
         kind, name, settings = type(layer).__name__, layer.name, layer.get_config()
+        if (kind in ("Conv2D", "MaxPooling2D", "Flatten") and flat) or (kind == "Dense" and not flat):
+            raise _unsupported(variant, name, f"is a {kind} on a {'vector' if flat else 'image'}")
         if settings.get("data_format", "channels_last") != "channels_last":
             raise _unsupported(variant, name, "is channels-first")
         activation = settings.get("activation", "linear")
@@ -127,8 +130,8 @@ def forward_layers(model: Any, variant: str) -> list[dict[str, Any]]:
                 raise _unsupported(variant, name, "is dilated or grouped")
             if settings["padding"] not in ("valid", "same") or activation == "softmax":
                 raise _unsupported(variant, name, f"has padding {settings['padding']!r} or a softmax")
-            out.append(_weighted(layer, "conv2d", settings) | {"strides": _pair(settings["strides"])})
-            out[-1]["padding"] = settings["padding"]
+            geometry = {"strides": _pair(settings["strides"]), "padding": settings["padding"]}
+            out.append(_weighted(layer, "conv2d", settings) | geometry)
         elif kind == "ReLU":
             if settings.get("max_value") is not None or settings.get("negative_slope") or settings.get("threshold"):
                 raise _unsupported(variant, name, "is a capped, leaky or shifted ReLU")
@@ -147,6 +150,7 @@ def forward_layers(model: Any, variant: str) -> list[dict[str, Any]]:
             )
         elif kind == "Flatten":
             out.append({"kind": "flatten", "name": name})
+            flat = True
         elif kind == "Dense":
             out.append(_weighted(layer, "dense", settings))
         elif kind != "Dropout":

@@ -227,7 +227,7 @@
 
   // ---------- the page's state and its views
 
-  const state = {variant: 0, epoch: 0, digit: 0, pixels: null, drawn: false, signed: false, shown: null};
+  const state = {variant: 0, epoch: 0, digit: 0, pixels: null, drawn: false, signed: false, probabilities: null, shown: null};
 
   function element(tag, attributes = {}, ...children) {
     const node = document.createElement(tag);
@@ -244,7 +244,7 @@
     return {canvas, node: element("figure", {}, canvas, element("figcaption", {text: caption}))};
   }
 
-  function className(index) {
+  function kernelClassName(index) {
     return index === null ? "none (an all-zero filter)" : DATA.classic[currentData().variant.kernel_size][index].name;
   }
 
@@ -285,10 +285,10 @@
         const classicMap = figure("map", "its feature map", `that classic kernel's feature map on the digit`);
         card.append(element("div", {class: `classic${above}`},
           element("p", {class: "match"},
-            "nearest classic: ", element("strong", {text: className(learned.class)}),
+            "nearest classic: ", element("strong", {text: kernelClassName(learned.class)}),
             element("br"), `similarity ${fixed(learned.similarity)} vs chance ${fixed(chance.mean)} (p95 ${fixed(chance.p95)})`),
           element("div", {class: "pair"}, classicKernel.node, classicMap.node),
-          element("p", {class: "init", text: `at init: ${className(init.class)} (${fixed(init.similarity)})`})));
+          element("p", {class: "init", text: `at init: ${kernelClassName(init.class)} (${fixed(init.similarity)})`})));
         view.classicKernel = classicKernel.canvas;
         view.classicMap = classicMap.canvas;
         view.match = match;
