@@ -1,6 +1,7 @@
 """Stage `report`: reads every metrics and details JSON, the figures and the training histories.
 
-Writes reports/index.html (self-contained: images embedded, opens from disk),
+Writes reports/index.html (self-contained: images embedded, opens from disk; a link at the top
+to --explorer, the filter explorer's page beside it, which this stage does not read),
 reports/summary.md (the same tables for PR comments), reports/verdict.json (the answer at a
 glance per kernel size, whose sentences head both documents and the README) and
 reports/plots/history.csv: every grid variant's per-epoch history in one long table with a
@@ -32,6 +33,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--verdict",
     ):
         parser.add_argument(flag, required=True, type=Path)
+    # Linked from the top of the page, not read: the explorer stage writes it beside the report.
+    parser.add_argument("--explorer", type=Path, help="the filter explorer's page, to link to")
     return parser.parse_args(argv)
 
 
@@ -83,7 +86,8 @@ def render(args: argparse.Namespace) -> None:
     figure_plots = plots.all_plots(results)
     names = [variant.name for variant in train.grid.variants()]
     atomic.write_text(args.history, histories.long_format(args.histories, names))
-    atomic.write_text(args.html, page.render_html(results, figure_plots, figures, available))
+    explorer = Path(os.path.relpath(args.explorer, args.html.parent)).as_posix() if args.explorer else None
+    atomic.write_text(args.html, page.render_html(results, figure_plots, figures, available, explorer))
     atomic.write_text(args.markdown, summary.render_markdown(results, available, list(figure_plots)))
     atomic.write_json(args.verdict, answer)
     tied = sum(1 for v in results.variants[1:] if v.tied_with_best)

@@ -20,7 +20,7 @@ from helpers import repo_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-STAGES = ("download", "prepare", "baselines", "train@", "filters@", "log_figures", "probes", "report")
+STAGES = ("download", "prepare", "baselines", "train@", "filters@", "log_figures", "probes", "explorer", "report")
 
 
 def sh(command: list[str], cwd: Path, env: dict, timeout: int = 900) -> subprocess.CompletedProcess:
@@ -47,6 +47,7 @@ def test_every_stage_runs_and_writes_its_outputs(repo):
         assert any(name == stage or (stage.endswith("@") and name.startswith(stage)) for name in lock), stage
     for path in (
         "reports/index.html",
+        "reports/explorer.html",
         "reports/summary.md",
         "reports/details/data.json",
         "reports/metrics/baselines/family-laplacian.json",

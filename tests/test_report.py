@@ -116,7 +116,7 @@ def test_the_summary_renders_the_title_and_source_as_plain_text(tmp_path):
     assert sum(line.startswith("# ") for line in lines) == 1
 
 
-def _run_stage(tmp_path: Path, reports: tuple[Path, Path, Path], params: Path) -> int:
+def _run_stage(tmp_path: Path, reports: tuple[Path, Path, Path], params: Path, *extra: str) -> int:
     metrics, details, figures = reports
     histories = tmp_path / "histories"
     histories.mkdir(exist_ok=True)
@@ -142,6 +142,7 @@ def _run_stage(tmp_path: Path, reports: tuple[Path, Path, Path], params: Path) -
             str(tmp_path / "out" / "summary.md"),
             "--verdict",
             str(tmp_path / "out" / "verdict.json"),
+            *extra,
         ]
     )
 
@@ -176,6 +177,16 @@ def test_stage_writes_self_contained_html_markdown_and_one_history(tmp_path, par
     assert "Images: 4,050 train, 450 validation, 500 test" in markdown
     history = (tmp_path / "out" / "history.csv").read_text().splitlines()
     assert history[0] == "variant,epoch,loss" and len(history) == 1 + 2 * len(GRID.variants())
+
+
+def test_the_filter_explorer_is_linked_at_the_top_relative_to_the_page(tmp_path, params_file):
+    reports = make_reports(tmp_path / "reports")
+    explorer = tmp_path / "out" / "explorer.html"  # not read: the link works once the explorer stage has run
+    assert _run_stage(tmp_path, reports, params_file(REPORT_PARAMS), "--explorer", str(explorer)) == 0
+    page = (tmp_path / "out" / "index.html").read_text()
+    assert page.index('<a href="explorer.html">') < page.index('<section id="verdict">')
+    assert _run_stage(tmp_path, reports, params_file(REPORT_PARAMS)) == 0
+    assert "explorer.html" not in (tmp_path / "out" / "index.html").read_text()
 
 
 def test_remote_data_has_no_bundled_note(tmp_path, params_file):

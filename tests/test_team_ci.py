@@ -2,7 +2,7 @@
 
 A first run on "main" retrains the tiny grid and fills the remote; a second clone on a branch
 adds one filters value, pulls the run-cache and must train exactly the new variant (its
-filters stage, log_figures and the report follow), with no tracking URI set, so its MLflow runs land in
+filters stage, log_figures, the explorer and the report follow), with no tracking URI set, so its MLflow runs land in
 ./mlflow.db and ./mlartifacts through the script's throwaway server, ready for `make ui`.
 """
 
@@ -18,6 +18,7 @@ pytestmark = pytest.mark.team
 FIRST = [
     "baselines",
     "download",
+    "explorer",
     "filters@4-3-2",
     "log_figures",
     "prepare",
@@ -42,7 +43,8 @@ def test_ci_pipeline_fills_the_remote_then_retrains_only_the_new_variant(tmp_pat
     env_b.pop("MLFLOW_TRACKING_URI")
     second = sh([".ci/pipeline"], b, {**env_b, "DVC_REMOTE_URL": str(remote), "GITHUB_REF": "refs/heads/feature"})
     # validate re-reads the edited params.yaml; its stamp is unchanged, so nothing else re-runs for it.
-    assert ran(second.stdout) == ["filters@6-3-2", "log_figures", "report", "train@6-3-2", "validate"], second.stdout
+    expected = ["explorer", "filters@6-3-2", "log_figures", "report", "train@6-3-2", "validate"]
+    assert ran(second.stdout) == expected, second.stdout
     assert "Stage 'train@4-3-2' is cached - skipping run" in second.stdout
     assert (b / "models/f4_k3_s2/model.keras").is_file() and (b / "models/f6_k3_s2/model.keras").is_file()
     assert sorted(p.relative_to(remote) for p in remote.rglob("*")) == pushed, "only main pushes"

@@ -8,6 +8,8 @@ left out: they hold only docstrings (tests/test_stage_deps.py checks that). File
 package folders, even where a stage runs every module of one: DVC hashes every file in a
 folder dep, untracked ones included, so an editor's swap file or a new unrelated module
 would retrain every variant and make each clone's hash, and its run-cache lookups, differ.
+A module's same-named files that are not Python (page.js, page.css and page.html beside page.py) are
+part of it: it reads them at run time, so they are deps wherever it is.
 
     python -m filterlab.config.stage_deps pipeline/train.py   # one dep line per module
     python -m filterlab.config.stage_deps --update dvc.yaml   # rewrite every stage's module deps
@@ -19,6 +21,8 @@ import sys
 from pathlib import Path
 
 PACKAGE = "filterlab"
+# Files a module reads beside itself (same stem): the script, style and markup of an HTML page.
+RESOURCE_SUFFIXES = (".js", ".css", ".html")
 
 
 def _module_file(src: Path, dotted: str) -> Path | None:
@@ -50,8 +54,14 @@ def direct_imports(path: Path, src: Path) -> set[Path]:
     return {module for module in found if module.name != "__init__.py"}
 
 
+def resources(module: Path) -> list[Path]:
+    """The files beside `module` with its stem and a RESOURCE_SUFFIXES suffix (page.js for page.py)."""
+    return [module.with_suffix(suffix) for suffix in RESOURCE_SUFFIXES if module.with_suffix(suffix).is_file()]
+
+
 def transitive_imports(entry: Path, src: Path) -> list[Path]:
-    """Every filterlab module `entry` can run, sorted; `src` is the folder that holds the package."""
+    """Every filterlab module `entry` can run, and the files those modules read beside themselves, sorted;
+    `src` is the folder that holds the package."""
     seen: set[Path] = set()
     todo = [entry]
     while todo:
@@ -59,7 +69,7 @@ def transitive_imports(entry: Path, src: Path) -> list[Path]:
             if module not in seen:
                 seen.add(module)
                 todo.append(module)
-    return sorted(seen)
+    return sorted(seen | {resource for module in seen for resource in resources(module)})
 
 
 def update(dvc_yaml: str, root: Path) -> str:

@@ -130,11 +130,27 @@ def _context(results: Results) -> str:
     return '<dl class="context">' + "".join(f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in rows) + "</dl>"
 
 
+def _explorer_link(href: str) -> str:
+    return (
+        f'<p class="note" id="explorer-link"><a href="{_esc(href)}"><strong>Open the filter explorer</strong></a>: '
+        "pick a variant and a digit, or draw one, and watch every learned filter epoch by epoch beside its nearest "
+        "classic kernel (one offline page, computed in the browser).</p>"
+    )
+
+
 def render_html(
-    results: Results, plots: Mapping[str, bytes], figures: Mapping[str, bytes], available: list[str]
+    results: Results,
+    plots: Mapping[str, bytes],
+    figures: Mapping[str, bytes],
+    available: list[str],
+    explorer_href: str | None = None,
 ) -> str:
-    """`figures` maps the chosen paths (relative to reports/figures) to their PNG bytes."""
-    parts = [f"<h1>{_esc(results.title)}</h1>", _context(results)]
+    """`figures` maps the chosen paths (relative to reports/figures) to their PNG bytes; `explorer_href`, the
+    filter explorer's page relative to this one, puts a link to it at the top."""
+    parts = [f"<h1>{_esc(results.title)}</h1>"]
+    if explorer_href is not None:
+        parts.append(_explorer_link(explorer_href))
+    parts.append(_context(results))
     if is_bundled(results):
         parts.append(f'<p class="note" id="bundled-note"><strong>Note:</strong> {_esc(BUNDLED_NOTE)}</p>')
     parts += [f'<p class="warning"><strong>Warning:</strong> {_esc(w)}</p>' for w in results.warnings]
