@@ -45,11 +45,11 @@ QUICK_GRID = {"filters": [4], "kernel_size": [3], "stride": [1, 2]}
 
 def synthetic_page(folder: Path, overrides: dict) -> Path:
     """The explorer page of params.yaml's grid (with `overrides`), its models built and left untrained."""
-    from conftest import load_stage, write_params
     from filterlab.config.params import load_section, load_seed
     from filterlab.config.sections import PrepareParams, TrainParams
     from filterlab.data import bundled, dataset
     from filterlab.training import models
+    from helpers import load_stage, write_params
     from test_explorer import stage_args, write_variant
 
     params = write_params(folder / "params.yaml", overrides)
