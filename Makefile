@@ -60,8 +60,10 @@ repro: $(STAMP)
 # The grid on many machines (docs/many-machines.md): every stage the team remote lacks, one Dask task each, on the
 # scheduler SCHEDULER's workers; then the gather step here, a plain `dvc repro --pull` that writes dvc.lock once.
 # Needs MLFLOW_TRACKING_URI naming a server the workers reach (`make server`) and the DVC remote DVC_REMOTE.
+# CLUSTER_ARGS passes more options (--gpu, --git-url URL, --stages train,filters; `python -m filterlab.cluster -h`).
+CLUSTER_ARGS ?=
 cluster: $(CLUSTER_STAMP)
-	$(BIN)/python -m filterlab.cluster --scheduler $(SCHEDULER) --remote $(DVC_REMOTE)
+	$(BIN)/python -m filterlab.cluster --scheduler $(SCHEDULER) --remote $(DVC_REMOTE) $(CLUSTER_ARGS)
 	$(BIN)/dvc repro --pull
 
 # The grid in a terminal (at most 120 columns), best first; `make compare REV=main` adds the change against

@@ -75,7 +75,7 @@ def git(root: Path, *args: str) -> str:
     result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
     if result.returncode != 0:
         raise Refused(f"git {args[0]} failed in {root}: {workspace.one_line(result.stderr or result.stdout)}")
-    return result.stdout.strip()
+    return result.stdout
 
 
 def committed_head(root: Path) -> str:
@@ -84,7 +84,7 @@ def committed_head(root: Path) -> str:
     if changed:
         names = ", ".join(line[3:] for line in changed[:4]) + (", ..." if len(changed) > 4 else "")
         raise Refused(f"uncommitted changes to {names}: commit them first, the workers clone the commit")
-    return git(root, "rev-parse", "HEAD")
+    return git(root, "rev-parse", "HEAD").strip()
 
 
 def remote_settings(root: Path, name: str | None) -> tuple[str, dict[str, Any]]:
@@ -520,7 +520,7 @@ def submit(
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        return fan_out(args, Path(git(Path.cwd(), "rev-parse", "--show-toplevel")))
+        return fan_out(args, Path(git(Path.cwd(), "rev-parse", "--show-toplevel").strip()))
     except Refused as refusal:
         print(f"error: {refusal}", file=sys.stderr)
         return 2

@@ -247,7 +247,7 @@ def run_stage(spec: Mapping[str, Any], folder: Path) -> dict[str, Any]:
         if inputs:
             with clock.step("pull"):
                 run_logged(
-                    ["dvc", "pull", "--quiet", "-r", remote["name"], *inputs],
+                    ["dvc", "pull", "-r", remote["name"], *inputs],
                     clone,
                     env,
                     stage,
