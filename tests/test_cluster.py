@@ -99,6 +99,7 @@ def test_the_grid_trains_once_across_two_workers_and_the_gather_restores_it(
     with dask_cluster(tmp_path, env) as (address, _workers):
         summary = tmp_path / "summary.json"
         fanned = sh(cluster_command(address, "--summary", str(summary)), clone, env, timeout=3000)
+        assert not (clone / "dvc.lock").exists()  # the tasks never write the submitter's lock: the gather does
         tasks = json.loads(summary.read_text())["tasks"]
         assert sorted(tasks) == FANNED, fanned.stdout
         assert {task["status"] for task in tasks.values()} == {"ran"}, tasks
@@ -181,3 +182,23 @@ def test_a_worker_killed_mid_training_has_its_task_rerun_on_the_other(
     assert ran(restore.stdout) == [], restore.stdout
     train_outputs = [f"models/{v}" for v in VARIANTS] + ["reports/metrics/train", "reports/details/train"]
     assert same_files(clone, sequential, folders=(*train_outputs, "reports/plots/train")) == []
+
+
+def test_a_stage_that_fails_for_real_stops_the_fan_out_with_its_one_line(pg_mlflow_server, tmp_path):  # noqa: F811
+    origin, env = committed_copy(tmp_path / "broken", {"train.grid": GRID})
+    train = origin / "pipeline" / "train.py"
+    train.write_text(train.read_text().replace("stage.entry(main)", 'raise SystemExit("error: broken on purpose")'))
+    sh(["git", "commit", "-qam", "a train stage that fails"], origin, env)
+    env["MLFLOW_TRACKING_URI"] = pg_mlflow_server
+    sh(["dvc", "remote", "add", "--local", "-d", "team", str(tmp_path / "remote")], origin, env)
+    with dask_cluster(tmp_path, env) as (address, _workers):
+        failed = subprocess.run(
+            cluster_command(address, "--stages", "train"), cwd=origin, env=env, capture_output=True, text=True
+        )
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    last = failed.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: train@") and "broken on purpose; the other tasks are stopped" in last, last
+    assert "Traceback" not in failed.stderr.split("[upstream]")[-1]
+    assert not runs_by_status(pg_mlflow_server).get("RUNNING")
+    entries = [path for path in (tmp_path / "remote" / "runs").rglob("*") if path.is_file()]
+    assert len(entries) == 3, entries  # validate, download, prepare: nothing of a failed stage was pushed
