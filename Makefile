@@ -18,12 +18,16 @@ MLFLOW_ARTIFACTS ?= $(abspath mlartifacts-server)
 SERVER_HOST ?= 127.0.0.1
 SERVER_PORT ?= 5001
 TEAM_STAMP := $(VENV)/.team-installed
+CLUSTER_STAMP := $(VENV)/.cluster-installed
+# The Dask scheduler `make cluster` submits to (docs/many-machines.md).
+SCHEDULER ?= tcp://127.0.0.1:8786
 
 # Stages call plain `python` and `dvc`: put the venv first so they are the pinned ones.
 export PATH := $(abspath $(BIN)):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help install team-install repro compare test test-all test-team push bench bench-team ui server lock clean-venv vega
+.PHONY: help install team-install cluster-install repro compare test test-all test-team test-cluster push bench \
+	bench-team bench-cluster cluster ui server lock clean-venv vega
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -47,8 +51,24 @@ $(TEAM_STAMP): $(STAMP) requirements-team.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -r requirements-team.lock
 	touch $@
 
+# The optional cluster extras (Dask's distributed, bokeh for its dashboard), pinned on top of the lock.
+cluster-install: $(CLUSTER_STAMP) ## add the cluster extras (Dask distributed, bokeh)
+
+$(CLUSTER_STAMP): $(STAMP) requirements-cluster.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -r requirements-cluster.lock
+	touch $@
+
 repro: $(STAMP) ## run the whole pipeline (dvc repro)
 	$(BIN)/dvc repro
+
+# The grid on many machines (docs/many-machines.md): every stage the team remote lacks, one Dask task each, on the
+# scheduler SCHEDULER's workers; then the gather step here, a plain `dvc repro --pull` that writes dvc.lock once.
+# Needs MLFLOW_TRACKING_URI naming a server the workers reach (`make server`) and the DVC remote DVC_REMOTE.
+# CLUSTER_ARGS passes more options (--gpu, --git-url URL, --stages train,filters; `python -m filterlab.cluster -h`).
+CLUSTER_ARGS ?=
+cluster: $(CLUSTER_STAMP) ## the grid on a Dask cluster (SCHEDULER=tcp://…), then the gather step
+	$(BIN)/python -m filterlab.cluster --scheduler $(SCHEDULER) --remote $(DVC_REMOTE) $(CLUSTER_ARGS)
+	$(BIN)/dvc repro --pull
 
 # The grid in a terminal (at most 120 columns), best first; `make compare REV=main` adds the change against
 # a branch, commit or DVC experiment.
@@ -79,6 +99,10 @@ push: $(STAMP) ## send outputs and run-cache to the DVC remote (DVC_REMOTE=team)
 test-team: $(TEAM_STAMP) ## the team tests: real PostgreSQL, S3 and directory remotes, the CI script
 	$(BIN)/python -m pytest -m team
 
+# The fan-out on loopback: a Dask scheduler and two workers, directory and S3 remotes, MLflow on PostgreSQL.
+test-cluster: $(TEAM_STAMP) $(CLUSTER_STAMP) ## the cluster tests: a Dask scheduler and two workers on loopback
+	$(BIN)/python -m pytest -m cluster
+
 # The component figures on the bundled subset (about 10 minutes), then the whole from-scratch run on the data
 # params.yaml names (full MNIST: about 2 hours on 2 cores; README: Performance).
 bench: $(STAMP) ## the component benchmarks, then the whole from-scratch run
@@ -88,6 +112,10 @@ bench: $(STAMP) ## the component benchmarks, then the whole from-scratch run
 # Run-cache restore against a from-scratch repro, and MLflow on PostgreSQL against sqlite.
 bench-team: $(TEAM_STAMP) ## run-cache restore and MLflow-on-PostgreSQL benchmarks
 	$(BIN)/python benchmarks/team_setup.py
+
+# The grid fanned out to two local Dask workers against a sequential `dvc repro`, and each task's overhead.
+bench-cluster: $(TEAM_STAMP) $(CLUSTER_STAMP) ## the fanned-out grid against a sequential dvc repro
+	$(BIN)/python benchmarks/cluster.py
 
 # UI_DB / UI_ARTIFACTS open another store, such as CI's downloaded `mlflow` artifact (README: Team setup).
 ui: $(STAMP) ## the MLflow UI on mlflow.db, with a link to the best runs

@@ -3,8 +3,8 @@
 Reads the repository's tracked files and the pinned venv; writes only under the temp folders
 it is given. The servers are real processes, started here and stopped (with their process
 groups) after the test: PostgreSQL from Debian's binaries, moto's standalone S3 server, and
-`mlflow server` on PostgreSQL. Each fixture skips its test, with the reason, where its
-server cannot run.
+`mlflow server` on PostgreSQL, and a Dask scheduler with its workers (the `cluster` tests). Each
+fixture skips its test, with the reason, where its server cannot run.
 """
 
 import contextlib
@@ -241,3 +241,53 @@ def s3_server(tmp_path):
         yield endpoint, credentials
     finally:
         stop(server)
+
+
+def wait_for(predicate, seconds: float, what: str, log: Path | None = None):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.5)
+    pytest.fail(f"{what} not seen in {seconds:.0f} s" + (f":\n{log.read_text()[-3000:]}" if log else ""))
+
+
+@contextlib.contextmanager
+def dask_cluster(
+    folder: Path, env: dict, workers: int = 2, cpu: int = 1
+) -> Iterator[tuple[str, list[subprocess.Popen]]]:
+    """(address, the worker processes) of `dask scheduler` and `workers` `dask worker` processes on 127.0.0.1, each
+    in its own session, each offering `cpu` CPU (the resource a fan-out's task claims) and one thread."""
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    started: list[subprocess.Popen] = []
+
+    def launch(command: list[str], log: Path) -> subprocess.Popen:
+        with open(log, "w") as out:
+            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        started.append(process)
+        return process
+
+    dask = str(BIN / "dask")
+    scheduler = [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port)]
+    # The dashboard (bokeh is in the cluster lock) on a free loopback port, as the submitter's link expects.
+    scheduler += ["--dashboard-address", f"127.0.0.1:{free_port()}"]
+    worker = [dask, "worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--resources", f"CPU={cpu}"]
+    try:
+        scheduler_log = folder / "scheduler.log"
+        launch(scheduler, scheduler_log)
+        wait_for(lambda: "Scheduler at:" in scheduler_log.read_text(), 120, "the scheduler", scheduler_log)
+        started_workers = [
+            launch(
+                [*worker, "--no-dashboard", "--name", f"w{index}", "--local-directory", str(folder / f"w{index}")],
+                folder / f"worker{index}.log",
+            )
+            for index in range(1, workers + 1)
+        ]
+        registered = f"{workers} workers"
+        wait_for(lambda: scheduler_log.read_text().count("Register worker") >= workers, 180, registered, scheduler_log)
+        yield address, started_workers
+    finally:
+        for process in reversed(started):
+            stop(process)

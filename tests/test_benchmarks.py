@@ -140,3 +140,12 @@ def test_fit_seconds_come_from_the_mlflow_store_summed_per_experiment(tmp_path):
     client.delete_run(deleted.info.run_id)
     assert bench.fit_seconds(tmp_path, database) == {"train": 10.5, "baselines": 7.0, "probes": 0.5}
     assert bench.logged_fit_seconds(tmp_path / "absent.db") == {}
+
+
+def test_cluster_benchmark_projects_each_variant_s_chain_on_n_workers():
+    import cluster as bench
+
+    seconds = {"train@1": {"repro": 10, "pull": 1}, "filters@1": {"repro": 2}, "train@2": {"repro": 5}}
+    tasks = {stage: {"seconds": steps} for stage, steps in {**seconds, "baselines": {"repro": 20}}.items()}
+    assert sorted(bench.chains(tasks)) == [5, 13, 20]  # filters@1 waits for train@1: one job
+    assert [bench.makespan([5, 13, 20], n) for n in (1, 2, 8)] == [38, 20, 20]  # the longest job bounds it
