@@ -72,9 +72,10 @@ def test_workflow_tests_then_reproduces_then_reports_what_moved():
     python = next(s for s in steps if s.get("uses", "").startswith("actions/setup-python@"))
     assert python["with"] == {"python-version": "3.11", "cache": "pip", "cache-dependency-path": "requirements.lock"}
     commands = "\n".join(s.get("run", "") for s in steps)
-    order = [commands.index(part) for part in (".ci/run", ".ci/pipeline", "dvc params diff", "dvc metrics diff")]
+    order = [commands.index(part) for part in (".ci/run", ".ci/pipeline", "filterlab.report.pr_comment")]
     assert order == sorted(order)
-    assert "--md" in commands and "reports/summary.md" in commands and "$GITHUB_STEP_SUMMARY" in commands
+    # The comment quotes params and metrics through the escaping module, never `dvc ... --md` raw.
+    assert "--md" not in commands and "comparison.md" in commands and "$GITHUB_STEP_SUMMARY" in commands
     # Without a remote, .dvc/cache comes from the Actions cache keyed on dvc.lock; without a server,
     # the MLflow pair is uploaded.
     restore = next(s for s in steps if s.get("uses", "").startswith("actions/cache/restore@"))
