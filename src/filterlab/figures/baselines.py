@@ -27,11 +27,20 @@ def _number(value: float) -> str:
     return f"{value:.0f}" if float(value).is_integer() else f"{value:.2f}".replace("0.", ".")
 
 
+# Each weight's cell gets at least this many inches, so a 5×5 kernel's printed numbers read as well as a 3×3's.
+KERNEL_CELL_INCHES = 0.3
+
+
+def kernel_inches(weights: np.ndarray) -> float:
+    """The side of a kernel's square in the feature-map figure: an inch, more for kernels over 3×3."""
+    return max(1.0, KERNEL_CELL_INCHES * int(max(weights.shape)))
+
+
 def draw_kernel(axes: "Axes", weights: np.ndarray, colormap: str, fontsize: float | None = None) -> None:
     """A kernel as a diverging heat map centred at 0 with each weight printed in its cell."""
     limit = float(np.abs(weights).max()) or 1.0
     axes.imshow(weights, cmap=colormap, vmin=-limit, vmax=limit)
-    size = fontsize or max(4.0, 10.0 - 1.2 * max(weights.shape))
+    size = fontsize or (7.0 if max(weights.shape) <= 5 else 5.5)
     for (row, col), value in np.ndenumerate(weights):
         dark = abs(value) > 0.6 * limit
         axes.text(col, row, _number(value), ha="center", va="center", fontsize=size, color="white" if dark else "black")
@@ -55,8 +64,11 @@ def feature_maps_figure(kernels: Sequence[Kernel], images: np.ndarray, labels: n
 
     maps = convolution.convolve_batch(images, kernels)  # (digits, H, W, kernels)
     columns = 1 + len(images)
-    figure = Figure(figsize=(1.0 * columns + 1.6, 1.0 * len(kernels) + 1.0), layout="constrained")
-    grid = figure.subplots(len(kernels), columns, squeeze=False)
+    heights = [kernel_inches(kernel.weights) for kernel in kernels]
+    kernel_width = max(heights)
+    figure = Figure(figsize=(kernel_width + len(images) + 1.6, sum(heights) + 1.0), layout="constrained")
+    ratios = {"width_ratios": [kernel_width, *[1.0] * len(images)], "height_ratios": heights}
+    grid = figure.subplots(len(kernels), columns, squeeze=False, gridspec_kw=ratios)
     for row, kernel in enumerate(kernels):
         row_maps = maps[..., row]
         signed = bool(row_maps.min() < 0)
