@@ -103,8 +103,8 @@ test-team: $(TEAM_STAMP) ## the team tests: real PostgreSQL, S3 and directory re
 test-cluster: $(TEAM_STAMP) $(CLUSTER_STAMP) ## the cluster tests: a Dask scheduler and two workers on loopback
 	$(BIN)/python -m pytest -m cluster
 
-# The component figures on the bundled subset (about 10 minutes), then the whole from-scratch run on the data
-# params.yaml names (full MNIST: about 2 hours on 2 cores; README: Performance).
+# The component figures on the bundled subset, then the whole from-scratch run on the data params.yaml names
+# (full MNIST; benchmarks/README.md gives the cost).
 bench: $(STAMP) ## the component benchmarks, then the whole from-scratch run
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/whole_run.py
