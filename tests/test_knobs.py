@@ -21,7 +21,12 @@ NOT_DEPENDED_ON = {
     ("baselines", "train"): {"grid", "seeds"},  # baselines train once, on no grid variant
 }
 # Stages that read only some fields of a section they load (and must list exactly those).
-READS_ONLY = {("log_figures", "train"): {"grid"}}
+READS_ONLY = {
+    ("log_figures", "train"): {"grid"},
+    ("explorer", "train"): {"grid"},
+    ("explorer", "baselines"): {"kernels"},
+    ("explorer", "figures"): {"colormap"},
+}
 
 
 def loaded_sections(stage_file: Path) -> set[str]:
