@@ -12,7 +12,6 @@ import argparse
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from filterlab.config.params import load_section
@@ -45,15 +44,11 @@ def download(args: argparse.Namespace) -> None:
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     remove_debris(args.out)
-    staging = Path(tempfile.mkdtemp(dir=args.out.parent, prefix=f".{args.out.name}.", suffix=".tmp"))
-    try:
+    with raw.landing_folder(args.out) as staging:
         manifest, warnings = raw.obtain(params, staging, env_mirror=os.environ.get("MNIST_MIRROR") or None)
         for warning in warnings:
             print(warning, file=sys.stderr)
         atomic.write_json(staging / "manifest.json", manifest)
-        raw.install_directory(staging, args.out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     print(f"{args.out}: MNIST from {manifest['source']}, image counts {manifest['counts']}")
 
 

@@ -358,31 +358,29 @@ def test_an_explicit_mirror_that_fails_is_an_error_not_the_bundled_subset(
 def test_disk_full_while_downloading_is_one_line_and_no_fallback(
     tmp_path, monkeypatch, mirror, files, expected, data_params
 ):
-    """ENOSPC injected at the write boundary (the .part file) is a full disk, not an unreachable mirror."""
+    """ENOSPC injected at the write boundary (the landing temp file) is a full disk, not an unreachable mirror."""
+    import builtins
     import errno
-    import io
 
     url, requests = mirror(dict(files))
-    real_fdopen = os.fdopen
 
-    class Full(io.RawIOBase):
-        def __init__(self, fd):
-            self.stream = real_fdopen(fd, "wb")
+    class Full:
+        def __init__(self, path, mode="r", *args, **kwargs):
+            self.stream = builtins.open(path, mode, *args, **kwargs)
 
-        def writable(self):
-            return True
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.stream.close()
 
         def write(self, data):
             raise OSError(errno.ENOSPC, "No space left on device")
 
-        def close(self):
-            self.stream.close()
-            super().close()
-
-    monkeypatch.setattr(mirrors.os, "fdopen", lambda fd, mode="r": Full(fd))
+    monkeypatch.setattr(mirrors, "open", Full, raising=False)
     dest = tmp_path / "raw"
     dest.mkdir()
-    with pytest.raises(DiskFull, match=rf"^{dest}: no space left on the device"):
+    with pytest.raises(DiskFull, match=rf"^{dest / 'train-images-idx3-ubyte.gz'}: no space left on the device"):
         raw.obtain(data_params("auto", [url]), dest, expected=expected, progress=False, sleep=lambda seconds: None)
     assert requests == ["train-images-idx3-ubyte.gz"] and list(dest.iterdir()) == []
 

@@ -17,7 +17,6 @@ import http.client
 import os
 import socket
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -26,8 +25,9 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
+from filterlab.core import atomic
 from filterlab.core.errors import DiskFull, DownloadError, is_disk_full
 from filterlab.data import idx
 from filterlab.data.official import EXPECTED_FILES, Expected
@@ -44,15 +44,6 @@ BACKOFF_SECONDS = 0.5
 def gz_size_limit(want: Expected) -> int:
     """The largest `.gz` accepted for `want`: a stored (level 0) gzip of its content plus block headers."""
     return want.content_size + want.content_size // 100 + 1024
-
-
-@dataclass(frozen=True)
-class _Fetched:
-    """A file received into a temp file: its path, SHA-256 and size."""
-
-    path: str
-    sha256: str
-    size: int
 
 
 class _WrongFile(Exception):
@@ -118,7 +109,8 @@ def _open(url: str, timeout: float, allowed: float) -> "http.client.HTTPResponse
 
 def _receive(
     url: str,
-    folder: Path,
+    stream: BinaryIO,
+    *,
     name: str,
     limit: int,
     exact: bool,
@@ -126,56 +118,41 @@ def _receive(
     progress: bool,
     min_rate: float,
     expected_size: int,
-) -> _Fetched:
-    """Stream `url` into a temp file in `folder`: at most `limit` bytes (exactly `limit` when `exact`).
+) -> tuple[str, int]:
+    """Stream `url` into `stream`: at most `limit` bytes (exactly `limit` when `exact`); its SHA-256 and size.
 
-    The caller renames or removes the returned temp file. The deadline counts the size the
-    mirror announces, or `expected_size` when it announces none.
+    The deadline counts the size the mirror announces, or `expected_size` when it announces none.
     """
-    try:
-        handle, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".part")
-    except OSError as error:
-        if is_disk_full(error):
-            raise DiskFull(folder) from None
-        raise
-    try:
-        digest, received = hashlib.sha256(), 0
-        started = time.monotonic()  # the deadline covers the wait for the headers too
-        with (
-            os.fdopen(handle, "wb") as tmp,
-            _open(url, timeout, deadline_seconds(expected_size, timeout, min_rate)) as response,
-        ):
-            announced = response.headers.get("Content-Length")
-            if announced is not None and (int(announced) > limit or (exact and int(announced) != limit)):
-                raise _WrongFile(f"{announced} bytes announced, expected {'' if exact else 'at most '}{limit}")
-            allowed = deadline_seconds(int(announced) if announced is not None else expected_size, timeout, min_rate)
-            deadline = started + allowed
-            # read1: at most one receive per call, so the deadline is checked while bytes trickle in
-            # (read(n) would wait for all n); each receive is still bounded by `timeout`.
-            read = getattr(response, "read1", response.read)
-            bar = _progress_bar(name, int(announced) if announced is not None else None, progress)
-            with bar:
-                while chunk := read(CHUNK):
-                    received += len(chunk)
-                    if received > limit:
-                        raise _WrongFile(f"more than the {'expected' if exact else 'largest accepted'} {limit} bytes")
-                    digest.update(chunk)
-                    tmp.write(chunk)
-                    bar.update(len(chunk))
-                    if time.monotonic() > deadline:
-                        raise _TooSlow(
-                            f"too slow: {received} of {announced or f'up to {limit}'} bytes in "
-                            f"{allowed:.0f} s (data.min_bytes_per_second is {min_rate:g})"
-                        )
-        if announced is not None and received < int(announced):
-            raise _Unreachable(f"connection ended after {received} of {announced} bytes")
-        if exact and received < limit:
-            raise _WrongFile(f"{received} bytes, expected {limit}")
-        return _Fetched(tmp_name, digest.hexdigest(), received)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
+    digest, received = hashlib.sha256(), 0
+    started = time.monotonic()  # the deadline covers the wait for the headers too
+    with _open(url, timeout, deadline_seconds(expected_size, timeout, min_rate)) as response:
+        announced = response.headers.get("Content-Length")
+        if announced is not None and (int(announced) > limit or (exact and int(announced) != limit)):
+            raise _WrongFile(f"{announced} bytes announced, expected {'' if exact else 'at most '}{limit}")
+        allowed = deadline_seconds(int(announced) if announced is not None else expected_size, timeout, min_rate)
+        deadline = started + allowed
+        # read1: at most one receive per call, so the deadline is checked while bytes trickle in
+        # (read(n) would wait for all n); each receive is still bounded by `timeout`.
+        read = getattr(response, "read1", response.read)
+        bar = _progress_bar(name, int(announced) if announced is not None else None, progress)
+        with bar:
+            while chunk := read(CHUNK):
+                received += len(chunk)
+                if received > limit:
+                    raise _WrongFile(f"more than the {'expected' if exact else 'largest accepted'} {limit} bytes")
+                digest.update(chunk)
+                stream.write(chunk)
+                bar.update(len(chunk))
+                if time.monotonic() > deadline:
+                    raise _TooSlow(
+                        f"too slow: {received} of {announced or f'up to {limit}'} bytes in "
+                        f"{allowed:.0f} s (data.min_bytes_per_second is {min_rate:g})"
+                    )
+    if announced is not None and received < int(announced):
+        raise _Unreachable(f"connection ended after {received} of {announced} bytes")
+    if exact and received < limit:
+        raise _WrongFile(f"{received} bytes, expected {limit}")
+    return digest.hexdigest(), received
 
 
 def _gunzipped_digest(path: str, limit: int) -> tuple[str, int] | None:
@@ -194,38 +171,50 @@ def _gunzipped_digest(path: str, limit: int) -> tuple[str, int] | None:
 
 
 def _download(url: str, target: Path, want: Expected, timeout: float, progress: bool, min_rate: float) -> str:
-    """Land `target` (a `.gz` name) from `url` after verifying it; returns how it was received."""
-    fetched = None
+    """Land `target` (a `.gz` name) from `url` after verifying it, through `atomic.landing`; how it was received."""
     try:
-        if url.endswith(".gz"):
-            # Unannounced, a re-packed .gz gets twice the official one's time: level 1 gzip is about 1.2x larger.
-            fetched = _receive(
-                url, target.parent, target.name, gz_size_limit(want), False, timeout, progress, min_rate, 2 * want.size
-            )
-            if fetched.sha256 == want.sha256 and fetched.size == want.size:
-                received = "official .gz"
-            else:
-                content: tuple[str, int] | bytes | None = _gunzipped_digest(fetched.path, want.content_size)
+        with atomic.landing(target) as tmp:
+            if url.endswith(".gz"):
+                # Unannounced, a re-packed .gz gets twice the official one's time: level 1 gzip is about 1.2x larger.
+                with open(tmp, "wb") as stream:
+                    found = _receive(
+                        url,
+                        stream,
+                        name=target.name,
+                        limit=gz_size_limit(want),
+                        exact=False,
+                        timeout=timeout,
+                        progress=progress,
+                        min_rate=min_rate,
+                        expected_size=2 * want.size,
+                    )
+                if found == (want.sha256, want.size):
+                    return "official .gz"
+                content = _gunzipped_digest(str(tmp), want.content_size)
                 if content != (want.content_sha256, want.content_size):
-                    found = "not gzip" if content is None else f"{content[1]} bytes inside"
+                    inside = "not gzip" if content is None else f"{content[1]} bytes inside"
                     raise _WrongFile(
                         f"neither the official .gz ({want.sha256[:12]}…) nor a re-packed copy of its "
-                        f"content ({want.content_sha256[:12]}…): {found}"
+                        f"content ({want.content_sha256[:12]}…): {inside}"
                     )
-                received = "re-gzipped .gz, content verified"
-            os.replace(fetched.path, target)
-            return received
-        fetched = _receive(
-            url, target.parent, target.name, want.content_size, True, timeout, progress, min_rate, want.content_size
-        )
-        if fetched.sha256 != want.content_sha256:
-            raise _WrongFile(f"sha256 {fetched.sha256[:12]}… is not the official content {want.content_sha256[:12]}…")
-        content = Path(fetched.path).read_bytes()
-        # Stored gzipped like every other source, so `prepare` has one reading path.
-        with open(fetched.path, "wb") as stream:
-            stream.write(idx.gzip_bytes(content))
-        os.replace(fetched.path, target)
-        return "uncompressed IDX, content verified"
+                return "re-gzipped .gz, content verified"
+            with open(tmp, "wb") as stream:
+                sha256, _size = _receive(
+                    url,
+                    stream,
+                    name=target.name,
+                    limit=want.content_size,
+                    exact=True,
+                    timeout=timeout,
+                    progress=progress,
+                    min_rate=min_rate,
+                    expected_size=want.content_size,
+                )
+            if sha256 != want.content_sha256:
+                raise _WrongFile(f"sha256 {sha256[:12]}… is not the official content {want.content_sha256[:12]}…")
+            # Stored gzipped like every other source, so `prepare` has one reading path.
+            tmp.write_bytes(idx.gzip_bytes(tmp.read_bytes()))
+            return "uncompressed IDX, content verified"
     except urllib.error.HTTPError as error:
         if error.code >= 500:
             raise _Unreachable(f"HTTP {error.code}") from None
@@ -240,13 +229,9 @@ def _download(url: str, target: Path, want: Expected, timeout: float, progress: 
         raise _Unreachable(str(error.reason)) from None
     except (OSError, http.client.HTTPException, ValueError) as error:
         if is_disk_full(error):  # our disk, not the mirror: no retry, no fallback
-            raise DiskFull(target.parent) from None
+            raise DiskFull(target) from None
         # OSError covers timeouts and resets; ValueError a malformed Content-Length.
         raise _Unreachable(f"{type(error).__name__}: {error}") from None
-    finally:
-        if fetched is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(fetched.path)
 
 
 def _progress_bar(name: str, total: int | None, enabled: bool) -> "tqdm[Any]":
