@@ -46,8 +46,8 @@ QUICK_GRID = {"filters": [4], "kernel_size": [3], "stride": [1, 2]}
 def synthetic_page(folder: Path, overrides: dict) -> Path:
     """The explorer page of params.yaml's grid (with `overrides`), its models built and left untrained."""
     from filterlab.config.params import load_section, load_seed
-    from filterlab.config.sections import PrepareParams, TrainParams
-    from filterlab.data import bundled, dataset
+    from filterlab.config.sections import TrainParams
+    from filterlab.data import dataset
     from filterlab.training import models
     from helpers import load_stage, write_params
     from test_explorer import stage_args, write_variant
@@ -55,16 +55,7 @@ def synthetic_page(folder: Path, overrides: dict) -> Path:
     params = write_params(folder / "params.yaml", overrides)
     loaded = read_params(params)
     seed, train = load_seed(loaded), load_section(loaded, "train", TrainParams)
-    prepare = load_section(loaded, "prepare", PrepareParams)
-    data = dataset.split_and_scale(
-        bundled.load(),
-        None,
-        val_fraction=prepare.val_fraction,
-        test_fraction=prepare.bundled_test_fraction,
-        seed=seed,
-        source="bundled",
-        raw_sha256=bundled.sha256(),
-    )
+    data = measure.bundled_split(loaded)
     dataset.save_prepared(folder / "data" / "prepared" / "mnist.npz", data)
     rng = np.random.default_rng(seed)
     for variant in train.grid.variants():

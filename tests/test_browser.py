@@ -21,6 +21,7 @@ import pytest
 from PIL import Image
 
 from filterlab.report import collected, page, plots, tables
+from headless import BASE_FLAGS
 from helpers import GRID, api, loaded_metrics, make_reports
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -35,14 +36,7 @@ def chromium(
 ) -> subprocess.CompletedProcess:
     command = [
         CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
+        *BASE_FLAGS,
         f"--user-data-dir={tmp_path / 'profile'}",
         f"--window-size={width},{height}",
         f"--virtual-time-budget={budget_ms}",
