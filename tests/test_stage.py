@@ -2,8 +2,10 @@
 
 import errno
 import os
+import signal
 import subprocess
 import sys
+import time
 
 from filterlab.core import parent_death, stage
 
@@ -75,3 +77,24 @@ def test_a_stage_process_never_imports_scikit_learn():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_sigterm_while_the_interpreter_exits_is_quiet():
+    """A library's atexit callback (MLflow ends its runs there) still running when SIGTERM comes: the stage
+    has finished, so the signal ends the process without an 'Exception ignored in atexit' traceback."""
+    script = (
+        "import atexit, sys, time\n"
+        "from filterlab.core import stage\n"
+        "def main(argv):\n"
+        "    atexit.register(lambda: time.sleep(30))  # registered late, as MLflow's is: runs first at exit\n"
+        "    print('main returned', flush=True)\n"
+        "    return 0\n"
+        "stage.entry(main)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "main returned"
+    time.sleep(1)  # inside the atexit callback by now
+    child.send_signal(signal.SIGTERM)
+    _out, err = child.communicate(timeout=60)
+    assert child.returncode == -signal.SIGTERM
+    assert "Exception ignored" not in err and "Traceback" not in err and "Terminated" not in err, err
