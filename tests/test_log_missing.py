@@ -57,6 +57,7 @@ def test_an_outage_mid_fit_loses_nothing_and_the_run_is_replayed_whole(
     client = MlflowClient(mlflow_uri)
     run, history = _run_data(client, run_id)
     assert run.info.status == "FINISHED" and run.data.tags[log_missing.REPLAYED_TAG] == log_missing.REPLAYED
+    assert run.data.tags["dvc.stage"] == "train@4-5-2"
     assert sorted(history) == [1, 2]  # both epochs, where the cut-off run had only the first
     metrics = (tmp_path / "reports" / "metrics" / "train" / "f4_k5_s2.json").read_text()
     assert run.data.metrics["test_accuracy"] == pytest.approx(json.loads(metrics)["accuracy"], abs=1e-6)

@@ -173,7 +173,10 @@ def replays(stage_name: str, command: str, params: Mapping[str, Any]) -> list[Re
     kind = stage_name.split("@")[0]
     if kind not in REPLAYERS:
         raise FilterlabError(f"{stage_name}: logs nothing to MLflow; stages that do: {', '.join(REPLAYERS)}")
-    return list(REPLAYERS[kind](params, stage_flags(command), stage_name))
+    return [
+        dataclasses.replace(replay, tags={**replay.tags, "dvc.stage": stage_name})
+        for replay in REPLAYERS[kind](params, stage_flags(command), stage_name)
+    ]
 
 
 def log(replay: Replay) -> str:
