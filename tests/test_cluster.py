@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from filterlab.core import parent_death
 from helpers import api
 from team import committed_copy, dask_cluster, git_clone, pg_mlflow_server, postgres, ran, s3_server, sh, wait_for  # noqa: F401
 
@@ -165,7 +166,7 @@ def test_a_worker_killed_mid_training_has_its_task_rerun_on_the_other(
         try:
             run = wait_for(lambda: _training_run(base), 1500, "a RUNNING training run", log)
             tags = {tag["key"]: tag["value"] for tag in run["data"]["tags"]}
-            victim = _worker_running(int(tags["mlflow.filterlab.pid"]), workers)
+            victim = _worker_running(int(tags[parent_death.PID_TAG]), workers)
             os.killpg(victim.pid, signal.SIGKILL)  # the nanny and its worker process: a machine lost mid-fit
             assert fan_out.wait(timeout=2400) == 0, log.read_text()[-4000:]
         finally:

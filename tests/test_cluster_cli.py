@@ -84,7 +84,7 @@ def test_uncommitted_changes_to_what_the_stages_run_are_refused(tmp_path):
 
 def test_a_git_url_with_a_password_is_refused_without_showing_it(tmp_path):
     env = _repo(tmp_path / "repo")
-    refused = cluster(tmp_path / "repo", env, "--git-url", "https://me:s3cret@git.example.invalid/filterlab.git")
+    refused = cluster(tmp_path / "repo", env, "--git-url", "https://me:s3cret@git.example.invalid/team/repo.git")
     assert refused.returncode == 2
     assert "s3cret" not in refused.stderr + refused.stdout
     assert refused.stderr.startswith("error: --git-url holds a password") and refused.stderr.count("\n") == 1

@@ -32,7 +32,7 @@ def tracked_text_files() -> list[Path]:
 
 
 def tag_keys() -> set[str]:
-    """MLflow tag keys that look like module names (`filterlab.sweep_id`): names, not references."""
+    """MLflow tag keys that look like module names: names, not references."""
     from filterlab import log_missing
     from filterlab.core import run_context, tracking
 
@@ -46,7 +46,7 @@ def tag_keys() -> set[str]:
 
 
 def resolves(dotted: str) -> bool:
-    """`filterlab.a.b.c`: the longest importable module prefix, then attributes for the rest."""
+    """A dotted name: the longest importable module prefix, then attributes for the rest."""
     if dotted in tag_keys():
         return True
     parts = dotted.split(".")

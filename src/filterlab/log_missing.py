@@ -11,7 +11,7 @@ outputs; writes only to MLflow.
     python -m filterlab.log_missing baselines probes    # every baseline, every probe
 
 Per-epoch wall seconds and fit seconds are not outputs, so a replayed run has none; it is tagged
-`filterlab.replayed` so it can be told from one logged live.
+`replayed_by` so it can be told from one logged live.
 """
 
 import argparse
@@ -29,8 +29,8 @@ from filterlab.config.sections import BaselinesParams, ProbesParams, TrainParams
 from filterlab.core import stage
 from filterlab.core.errors import DataError, FilterlabError
 
-REPLAYED_TAG = "filterlab.replayed"
-REPLAYED = "from the stage's DVC outputs by filterlab.log_missing"
+REPLAYED_TAG = "replayed_by"
+REPLAYED = "python -m filterlab.log_missing, from the stage's DVC outputs"
 # The metrics file's keys (`filterlab.training.fit.headline_metrics`) and the names the stages log them under.
 FINAL_METRICS = {
     "accuracy": "test_accuracy",

@@ -3,8 +3,8 @@
 A stage ends its own run (FINISHED, FAILED, or KILLED on SIGTERM), and `filterlab.core.tracking.mark_dead_runs`
 settles a run whose process is gone, but only from the same host. A worker machine that is lost (powered off,
 preempted, cut off) leaves its run RUNNING on a host nobody will look from again. Every task of one fan-out logs
-under one sweep id (`filterlab.sweep_id`), and once the fan-out is over none of its processes may still log: the
-submitter ends whatever of that sweep is still RUNNING as KILLED.
+under one sweep id (the tag `filterlab.core.run_context.SWEEP_TAG` names), and once the fan-out is over none of its
+processes may still log: the submitter ends whatever of that sweep is still RUNNING as KILLED.
 
 This module imports MLflow outside `filterlab.core.tracking` on purpose: the train stages depend on that file, and a
 change to it would invalidate every trained variant's run-cache entry.
