@@ -48,7 +48,7 @@ def synthetic_page(folder: Path, overrides: dict) -> Path:
     from filterlab.config.params import load_section, load_seed
     from filterlab.config.sections import TrainParams
     from filterlab.data import dataset
-    from filterlab.training import models
+    from filterlab.training import fit
     from helpers import load_stage, write_params
     from test_explorer import stage_args, write_variant
 
@@ -59,14 +59,7 @@ def synthetic_page(folder: Path, overrides: dict) -> Path:
     dataset.save_prepared(folder / "data" / "prepared" / "mnist.npz", data)
     rng = np.random.default_rng(seed)
     for variant in train.grid.variants():
-        model = models.build_model(
-            variant.filters,
-            variant.kernel_size,
-            variant.stride,
-            block2_filters=train.block2_filters,
-            dropout=train.dropout,
-            name=variant.name,
-        )
+        model = fit.variant_model(variant, train)
         conv1 = model.get_layer("conv1")
         init, bias = conv1.get_weights()
         steps = rng.normal(scale=0.02, size=(train.epochs, *init.shape)).astype(np.float32)

@@ -13,42 +13,22 @@ from contextlib import redirect_stdout
 import keras
 
 from filterlab.config.sections import TrainParams
-from filterlab.core import determinism, tracking
+from filterlab.core import tracking
 from filterlab.data.dataset import Prepared
-from filterlab.training import fit, models
+from filterlab.training import fit
 from measure import summary
 
 
 def bare_fit(data: Prepared, variant: fit.VariantSpec, params: TrainParams, seed: int) -> float:
     """Seconds of a plain `model.fit` of the identical model: no callbacks, no tracking."""
-    keras.backend.clear_session()
-    determinism.configure(seed, params.threads)
-    model = models.build_model(
-        variant.filters,
-        variant.kernel_size,
-        variant.stride,
-        block2_filters=params.block2_filters,
-        dropout=params.dropout,
-    )
-    models.compile_model(model, params.learning_rate)
-    started = time.perf_counter()
-    model.fit(
-        data.x_train,
-        data.y_train,
-        batch_size=params.batch_size,
-        epochs=params.epochs,
-        validation_data=(data.x_val, data.y_val),
-        shuffle=True,
-        verbose=0,
-    )
-    return time.perf_counter() - started
+    return fit.fit_model(fit.seeded_model(variant, params, seed), data, params)
 
 
 def our_fit(data: Prepared, variant: fit.VariantSpec, params: TrainParams, seed: int) -> tuple[float, float]:
     """(fit seconds, tracking seconds) of the train stage's loop with its per-epoch print and MLflow logging."""
     keras.backend.clear_session()
     entered = time.perf_counter()
-    with tracking.start_run("benchmark", variant.name, params={**vars(variant), "seed": seed}) as run:
+    with tracking.start_run("benchmark", variant.name, params=fit.run_params(variant, params, seed)) as run:
         opened = time.perf_counter() - entered
 
         def on_epoch(row: dict) -> None:

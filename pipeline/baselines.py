@@ -15,7 +15,7 @@ from pathlib import Path
 
 from filterlab.config.geometry import IMAGE_SIDE, final_side
 from filterlab.config.params import load_section, load_seed
-from filterlab.config.sections import BaselinesParams, FiguresParams, TrainParams
+from filterlab.config.sections import BaselinesParams, FiguresParams, TrainParams, open_params
 from filterlab.core import stage
 from filterlab.core.errors import ParamError
 
@@ -66,7 +66,7 @@ def open_run(tracking, name: str, params: dict, tags: dict, *, first: bool, trac
 
 
 def fit_all(args: argparse.Namespace) -> None:
-    params = stage.open_params(args.params)
+    params = open_params(args.params)
     seed, style = load_seed(params), load_section(params, "figures", FiguresParams)
     section, train = load_section(params, "baselines", BaselinesParams), load_section(params, "train", TrainParams)
     selected = select_kernels(section)
@@ -99,15 +99,7 @@ def fit_all(args: argparse.Namespace) -> None:
             result = baselines.fit_baseline(data, baseline, train, seed, on_epoch=on_epoch)
             low, high = stats.wilson(int((result.predictions == data.y_test).sum()), len(data.y_test))
             if run is not None:
-                run.log_metrics(
-                    {
-                        "test_accuracy": result.test_accuracy,
-                        "test_loss": result.test_loss,
-                        "test_accuracy_ci95_low": low,
-                        "test_accuracy_ci95_high": high,
-                        "fit_seconds": result.seconds,
-                    }
-                )
+                run.log_metrics(fit.evaluation_metrics(result, low, high))
                 if baseline.written is not None:
                     names = baseline.kernel_names or [f"random {i}" for i in range(baseline.n_kernels)]
                     figure = kernels_figure(baseline.written, names, baseline.name, style.colormap)

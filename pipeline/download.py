@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from filterlab.config.params import load_section
-from filterlab.config.sections import DataParams
+from filterlab.config.sections import DataParams, open_params
 from filterlab.core import atomic, stage
 
 
@@ -39,12 +39,12 @@ def remove_debris(out: Path) -> list[str]:
 
 
 def download(args: argparse.Namespace) -> None:
-    params = load_section(stage.open_params(args.params), "data", DataParams)
+    params = load_section(open_params(args.params), "data", DataParams)
     from filterlab.data import raw  # NumPy loads after the pin
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     remove_debris(args.out)
-    with raw.landing_folder(args.out) as staging:
+    with atomic.landing_folder(args.out) as staging:
         manifest, warnings = raw.obtain(params, staging, env_mirror=os.environ.get("MNIST_MIRROR") or None)
         for warning in warnings:
             print(warning, file=sys.stderr)

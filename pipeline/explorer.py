@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from filterlab.config.params import load_section, load_seed
-from filterlab.config.sections import BaselinesParams, FiguresParams, TrainParams
+from filterlab.config.sections import BaselinesParams, FiguresParams, TrainParams, open_params
 from filterlab.core import stage
 from filterlab.core.errors import DataError
 
@@ -60,7 +60,7 @@ def load_model(path: Path, rebuild: str) -> Any:
 
 
 def build(args: argparse.Namespace) -> None:
-    params = stage.open_params(args.params)
+    params = open_params(args.params)
     seed, grid = load_seed(params), load_section(params, "train", TrainParams).grid
     bank_names = load_section(params, "baselines", BaselinesParams).kernels
     colormap = load_section(params, "figures", FiguresParams).colormap
@@ -76,7 +76,7 @@ def build(args: argparse.Namespace) -> None:
     digits = export.digits_payload(test.x_test, test.y_test, export.digit_sample(test.y_test, seed))
     variants, classes = [], {}
     for variant in grid.variants():
-        folder, train = args.models / variant.name, export.stage_name(variant, "train")
+        folder, train = args.models / variant.name, variant.stage_name("train")
         arrays, run = artifacts.read_filters(folder / artifacts.FILTERS_FILE, folder / artifacts.RUN_FILE)
         if run["variant"] != variant.name:
             raise DataError(f"{folder / artifacts.RUN_FILE}: names {run['variant']!r}, not {variant.name}")
@@ -88,7 +88,7 @@ def build(args: argparse.Namespace) -> None:
                 arrays,
                 variant,
                 read_json(args.metrics / f"{variant.name}.json", train),
-                read_json(args.details / f"{variant.name}.json", export.stage_name(variant, "filters")),
+                read_json(args.details / f"{variant.name}.json", variant.stage_name("filters")),
                 sized,
             )
         )

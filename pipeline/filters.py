@@ -15,7 +15,7 @@ import argparse
 from pathlib import Path
 
 from filterlab.config.params import load_section, load_seed
-from filterlab.config.sections import FiguresParams, FiltersParams
+from filterlab.config.sections import FiguresParams, FiltersParams, open_params
 from filterlab.core import stage
 
 
@@ -27,7 +27,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def draw(args: argparse.Namespace) -> None:
-    params = stage.open_params(args.params)
+    params = open_params(args.params)
     seed, style = load_seed(params), load_section(params, "figures", FiguresParams)
     section = load_section(params, "filters", FiltersParams)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from filterlab.config.geometry import VariantSpec
 from filterlab.config.params import load_section
-from filterlab.config.sections import TrainParams
+from filterlab.config.sections import TrainParams, open_params
 from filterlab.core import stage
 from filterlab.core.errors import DataError
 
@@ -86,7 +86,7 @@ def log_variant(variant: VariantSpec, figures: Path, digests: dict[str, str], de
 
 
 def log_all(args: argparse.Namespace) -> None:
-    params = stage.open_params(args.params)
+    params = open_params(args.params)
     grid = load_section(params, "train", TrainParams).grid
     from filterlab.core import atomic, tracking
     from filterlab.core.errors import TrackingError

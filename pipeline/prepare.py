@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from filterlab.config.params import load_section, load_seed
-from filterlab.config.sections import PrepareParams
+from filterlab.config.sections import PrepareParams, open_params
 from filterlab.core import atomic, stage
 
 
@@ -23,7 +23,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def prepare(args: argparse.Namespace) -> None:
-    params = stage.open_params(args.params)
+    params = open_params(args.params)
     seed, section = load_seed(params), load_section(params, "prepare", PrepareParams)
     from filterlab.data import dataset, idx  # NumPy loads after the pin
 

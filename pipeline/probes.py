@@ -13,7 +13,7 @@ from pathlib import Path
 
 from filterlab.config.geometry import RECOVERY_SHAPE
 from filterlab.config.params import load_section, load_seed
-from filterlab.config.sections import FiguresParams, ProbesParams
+from filterlab.config.sections import FiguresParams, ProbesParams, open_params
 from filterlab.core import stage
 
 EXPERIMENT = "probes"
@@ -49,7 +49,7 @@ def log(name: str, section, seed: int, metrics: dict, figure_path: Path, fit_sec
 
 
 def probe(args: argparse.Namespace) -> None:
-    params = stage.open_params(args.params)
+    params = open_params(args.params)
     seed, style = load_seed(params), load_section(params, "figures", FiguresParams)
     probes = load_section(params, "probes", ProbesParams)
     from filterlab.kernels import bank

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from filterlab.config.params import load_numerics, load_section, load_seed
-from filterlab.config.sections import ReportParams, TrainParams
+from filterlab.config.sections import ReportParams, TrainParams, open_params
 from filterlab.core import atomic, stage
 from filterlab.core.errors import DataError
 
@@ -55,7 +55,7 @@ def read_json_tree(folder: Path) -> dict:
 
 
 def render(args: argparse.Namespace) -> None:
-    params = stage.open_params(args.params)
+    params = open_params(args.params)
     settings = load_section(params, "report", ReportParams)
     train = load_section(params, "train", TrainParams)  # the current grid says which variants are current
 

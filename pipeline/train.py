@@ -8,12 +8,11 @@ the per-epoch history CSV, and one MLflow run in experiment `train`.
 """
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 from filterlab.config.geometry import VariantSpec
 from filterlab.config.params import load_section, load_seed
-from filterlab.config.sections import TrainParams
+from filterlab.config.sections import TrainParams, open_params
 from filterlab.core import stage
 from filterlab.core.errors import ParamError
 
@@ -40,13 +39,8 @@ def check_in_grid(train: TrainParams, variant: VariantSpec) -> None:
             raise ParamError(f"train.grid.{key}", f"{value} (from {flag}) is not in {list(allowed)}")
 
 
-def run_settings(section: TrainParams) -> dict[str, object]:
-    """Every train setting but the grid (the variant stands for it): the MLflow run's params."""
-    return {field.name: getattr(section, field.name) for field in dataclasses.fields(section) if field.name != "grid"}
-
-
 def train(args: argparse.Namespace) -> None:
-    params = stage.open_params(args.params)
+    params = open_params(args.params)
     seed, section = load_seed(params), load_section(params, "train", TrainParams)
     variant = VariantSpec(args.filters, args.kernel_size, args.stride)
     check_in_grid(section, variant)
@@ -58,9 +52,8 @@ def train(args: argparse.Namespace) -> None:
     from filterlab.core import atomic, tracking  # TensorFlow and MLflow load only once the inputs are valid
     from filterlab.training import artifacts, fit, stats
 
-    run_params = {**vars(variant), **run_settings(section), "seed": seed}
     tags = {"data.source": data.source, "data.sha256": data.raw_sha256, "variant": variant.name}
-    with tracking.start_run("train", variant.name, params=run_params, tags=tags) as run:
+    with tracking.start_run("train", variant.name, params=fit.run_params(variant, section, seed), tags=tags) as run:
 
         def on_epoch(row: dict) -> None:
             print(
@@ -73,15 +66,7 @@ def train(args: argparse.Namespace) -> None:
         result = fit.train_variant(data, variant, section, seed, on_epoch=on_epoch)
         correct = int((result.predictions == data.y_test).sum())
         low, high = stats.wilson(correct, len(data.y_test))
-        run.log_metrics(
-            {
-                "test_accuracy": result.test_accuracy,
-                "test_loss": result.test_loss,
-                "test_accuracy_ci95_low": low,
-                "test_accuracy_ci95_high": high,
-                "fit_seconds": result.seconds,
-            }
-        )
+        run.log_metrics(fit.evaluation_metrics(result, low, high))
         artifacts.save_model(result.model, args.model_dir / artifacts.MODEL_FILE)
         # The final bias lets the filters stage draw conv1's feature maps without TensorFlow.
         bias = result.model.get_layer("conv1").get_weights()[1]

@@ -5,12 +5,13 @@ before them and stops `dvc repro` here, before it removes any other stage's outp
 when params.yaml holds anything a stage would refuse: a wrong type (`epochs: true`,
 which DVC's own params comparison takes for 1), an unknown section, a duplicate key,
 bytes that are not UTF-8. The stamp's bytes do not depend on the values
-(`filterlab.config.check.stamp`), so a valid edit re-runs only the stages it concerns.
+(`filterlab.validate.stamp`), so a valid edit re-runs only the stages it concerns.
 """
 
 import argparse
 from pathlib import Path
 
+from filterlab.config.sections import open_params
 from filterlab.core import atomic, stage
 
 
@@ -21,18 +22,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def validate(args: argparse.Namespace) -> None:
-    params = stage.open_params(args.params)
-    from filterlab.config import check
+def check_params(args: argparse.Namespace) -> None:
+    params = open_params(args.params)
+    from filterlab import validate
 
-    check.check_all(params)
-    atomic.write_text(args.out, check.stamp())
+    validate.check_all(params)
+    atomic.write_text(args.out, validate.stamp())
     print(f"{args.params}: every section valid")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    return stage.run(lambda: validate(args))
+    return stage.run(lambda: check_params(args))
 
 
 if __name__ == "__main__":

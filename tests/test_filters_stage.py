@@ -11,6 +11,7 @@ from helpers import flags, load_stage
 
 FILTERS, KERNEL_SIZE, STRIDE, EPOCHS = 4, 3, 1, 2
 VARIANT = f"f{FILTERS}_k{KERNEL_SIZE}_s{STRIDE}"
+STAGE = f"train@{FILTERS}-{KERNEL_SIZE}-{STRIDE}"
 
 
 def fake_variant(model_dir: Path, mlflow_run: bool = True) -> str | None:
@@ -116,5 +117,5 @@ def test_a_damaged_filters_npz_is_one_line_and_never_unpickled(tmp_path, tiny_np
     assert code == 1
     error = capsys.readouterr().err.strip()
     assert error.startswith(f"error: {npz}: ") and "\n" not in error
-    assert error.endswith("re-run `dvc repro -f train` for this variant")
+    assert error.endswith(f"re-run `dvc repro -f {STAGE}`")  # the variant's own stage, from run.json
     assert "allow_pickle" not in error and "trust" not in error  # NumPy's advice to unpickle is not passed on

@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from filterlab.config import sections
-from filterlab.config.check import SECTIONS
 from filterlab.config.params import load_section
-from helpers import ROOT, load_stage, real_params, with_overrides
+from filterlab.validate import SECTIONS
+from helpers import ROOT, real_params, with_overrides
 
 # Fields a stage deliberately leaves out of its `params:`, with the reason; everything else must be listed.
 NOT_DEPENDED_ON = {
@@ -82,5 +82,8 @@ def test_a_new_train_knob_needs_params_yaml_the_dataclass_and_dvc_yaml_only():
     assert loaded.label_smoothing == 0.1
     with pytest.raises(Exception, match=r"train.label_smoothing: 2 is out of range; allowed: a number in \[0, 1\]"):
         load_section(with_overrides(params, {"train.label_smoothing": 2}), "train", with_knob)
-    # 3. The train stage logs it to MLflow with the other settings, from the dataclass's fields.
-    assert load_stage("train").run_settings(loaded)["label_smoothing"] == 0.1
+    # 3. The train stage (and its replay) logs it to MLflow with the other settings, from the dataclass's fields.
+    from filterlab.config.geometry import VariantSpec
+    from filterlab.training import fit
+
+    assert fit.run_params(VariantSpec(8, 3, 1), loaded, 42)["label_smoothing"] == 0.1

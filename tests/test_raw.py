@@ -1,13 +1,9 @@
-"""filterlab.data.raw: the bundled digits as deterministic IDX files, and the all-or-nothing folder swap.
+"""filterlab.data.raw: the bundled digits as deterministic IDX files.
 
 `obtain` itself (mirrors, fallback, MNIST_MIRROR) is tested with the loopback mirrors in test_download.py.
 """
 
-import os
-import stat
-
 import numpy as np
-import pytest
 
 from filterlab.data import idx, raw
 
@@ -26,22 +22,3 @@ def test_bundled_digits_become_train_idx_files_with_a_manifest(tmp_path):
     assert manifest["source"] == "bundled" and manifest["counts"] == {"train": 20, "test": None}
     assert manifest["test_split"] == raw.TEST_SPLIT_HOLDOUT and manifest["bundled_csv_sha256"] == "c" * 64
     assert sorted(manifest["files"]) == ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"]
-
-
-def test_landing_folder_replaces_the_old_folder_whole_and_only_on_success(tmp_path):
-    target = tmp_path / "raw"
-    target.mkdir()
-    (target / "stale.gz").write_text("from an earlier run")
-    with raw.landing_folder(target) as staging:
-        (staging / "fresh.gz").write_text("new")
-        assert [path.name for path in target.iterdir()] == ["stale.gz"]  # nothing replaced mid-way
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["raw"]
-    assert [path.name for path in target.iterdir()] == ["fresh.gz"]
-    umask = os.umask(0)
-    os.umask(umask)
-    assert stat.S_IMODE(target.stat().st_mode) == 0o777 & ~umask
-    with pytest.raises(RuntimeError), raw.landing_folder(target) as staging:
-        (staging / "half.gz").write_text("cut off")
-        raise RuntimeError("a failing source")
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["raw"]
-    assert [path.name for path in target.iterdir()] == ["fresh.gz"]

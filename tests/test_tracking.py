@@ -184,6 +184,61 @@ def test_real_sigterm_marks_run_killed_and_restores_handler(mlflow_uri):
     assert signal.getsignal(signal.SIGTERM) == before
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_inside_a_sqlite_write_lets_it_commit_and_the_run_ends_killed(mlflow_uri, monkeypatch, signum):
+    """The signal lands inside the database transaction of a metric write, where a stage most often is when
+    DVC stops it (the per-epoch log). Cut there, the open transaction's lock made ending the run fail."""
+    from sqlalchemy.orm import Session
+
+    real_commit = Session.commit
+    signalled = []
+
+    def commit_with_a_signal_inside(session):
+        if not signalled:  # the first commit after the patch: the metric write's
+            signalled.append(signum)
+            os.kill(os.getpid(), signum)
+        return real_commit(session)
+
+    with pytest.raises((Terminated, KeyboardInterrupt)):
+        with tracking.start_run("unit", "signal-in-commit") as run, monkeypatch.context() as patched:
+            patched.setattr(Session, "commit", commit_with_a_signal_inside)
+            run.log_metrics({"loss": 0.5}, step=1)
+            pytest.fail("the signal was not acted on once the write ended")
+    assert signalled == [signum]
+    finished = _run(run.run_id)
+    assert finished.info.status == "KILLED"
+    assert finished.data.metrics == {"loss": 0.5}  # the write that was under way went through whole
+    assert run.incomplete is None
+
+
+def test_signals_held_outside_the_main_thread_change_nothing():
+    import threading
+
+    from filterlab.core.errors import signals_held
+
+    seen = []
+
+    def worker():
+        with signals_held():
+            seen.append(signal.getsignal(signal.SIGTERM))
+
+    before = signal.getsignal(signal.SIGTERM)
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert seen == [before]
+
+
+def test_first_line_speaks_through_the_database_driver_and_cuts_at_a_word():
+    from sqlalchemy.exc import OperationalError
+
+    wrapped = OperationalError("UPDATE runs SET status=?", {}, sqlite3.OperationalError("database is locked"))
+    wrapped.add_detail("raised as a result of Query-invoked autoflush; consider using a session.no_autoflush")
+    assert tracking.first_line(wrapped) == "database is locked"
+    long = tracking.first_line(RuntimeError("word " * 100))
+    assert len(long) <= tracking.FIRST_LINE_CHARS and long.endswith("word…")
+
+
 @pytest.mark.slow
 def test_processes_racing_on_a_fresh_database_both_succeed(tmp_path):
     uri = f"sqlite:///{tmp_path / 'fresh' / 'mlflow.db'}"

@@ -97,13 +97,11 @@ def data_tags(prepared: Path) -> dict[str, str]:
 
 
 def train_replays(params: Mapping[str, Any], flags: Mapping[str, str], stage_name: str) -> Iterator[Replay]:
-    from filterlab.training import artifacts
+    from filterlab.training import artifacts, fit
 
     section = load_section(params, "train", TrainParams)
     variant = VariantSpec(int(flags["--filter-count"]), int(flags["--kernel-size"]), int(flags["--stride"]))
     model_dir = Path(flags["--model-dir"])
-    settings = {field.name: getattr(section, field.name) for field in dataclasses.fields(section)}
-    settings.pop("grid")
     tags = data_tags(Path(flags["--data"])) | {"variant": variant.name}
     from filterlab.core import tracking
 
@@ -114,7 +112,7 @@ def train_replays(params: Mapping[str, Any], flags: Mapping[str, str], stage_nam
     yield Replay(
         experiment="train",
         run_name=variant.name,
-        params={**vars(variant), **settings, "seed": load_seed(params)},
+        params=fit.run_params(variant, section, load_seed(params)),
         tags=tags,
         epochs=history_rows(Path(flags["--history"]), stage_name),
         final=final_metrics(_read_json(Path(flags["--metrics"]), stage_name)),

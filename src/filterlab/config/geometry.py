@@ -36,3 +36,7 @@ class VariantSpec:
     def name(self) -> str:
         """`f<filters>_k<kernel_size>_s<stride>`: the folder, metrics file and MLflow run name of the variant."""
         return f"f{self.filters}_k{self.kernel_size}_s{self.stride}"
+
+    def stage_name(self, stage: str) -> str:
+        """`train@8-3-1` for `stage` "train": the dvc stage of the grid's matrix that builds this variant's files."""
+        return f"{stage}@{self.filters}-{self.kernel_size}-{self.stride}"

@@ -1,4 +1,4 @@
-"""One frozen dataclass per params.yaml section; reads and writes nothing.
+"""One frozen dataclass per params.yaml section, and `open_params`: a stage's first call, which reads params.yaml.
 
 `filterlab.config.params.load_section` fills these and runs each `validate(prefix)` for
 the checks that span several keys (a grid that leaves no feature map). Kernel names are
@@ -8,10 +8,11 @@ so that this module, which every stage imports, does not depend on the bank.
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from filterlab.config.geometry import IMAGE_SIDE, POOL, VariantSpec, conv1_side, final_side
-from filterlab.config.params import spec
+from filterlab.config.params import load_numerics, read_params, spec
+from filterlab.core import numerics
 from filterlab.core.errors import ParamError
 
 
@@ -142,3 +143,13 @@ class ReportParams:
 
 # Every top-level key of params.yaml: anything else (a typo such as `trian:`) is rejected.
 TOP_LEVEL = ("seed", "numerics", "data", "prepare", "train", "baselines", "figures", "filters", "probes", "report")
+
+
+def open_params(path: str) -> dict[str, Any]:
+    """params.yaml as a mapping, checked for unknown sections, with the CPU numeric path pinned."""
+    params = read_params(path)
+    unknown = sorted(set(params) - set(TOP_LEVEL), key=str)
+    if unknown:
+        raise ParamError(str(unknown[0]), f"unknown top-level section; allowed: {', '.join(TOP_LEVEL)}")
+    numerics.pin(load_numerics(params))
+    return params

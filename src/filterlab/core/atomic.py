@@ -8,6 +8,7 @@ are saved here too, so matplotlib is imported only by callers that pass a figure
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,6 +54,30 @@ def landing(path: str | os.PathLike[str], *, sidecars: tuple[str, ...] = ()) -> 
         for leftover in (tmp, *(Path(f"{tmp}{suffix}") for suffix in sidecars)):
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
+
+
+@contextlib.contextmanager
+def landing_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """The folder counterpart of `landing`: yield a new empty temp folder beside `path` for
+    the block to fill; put it at `path` only if the block succeeds, the old folder moved aside first and removed
+    after. A kill mid-way leaves `.<name>.*.tmp` or `.<name>.old.*` folders, never a half-filled `path`; the
+    download stage removes those on its next run."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    try:
+        yield staging
+        # mkdtemp made the folder private (0700); give it the permissions a plain mkdir would.
+        os.chmod(staging, 0o777 & ~current_umask())
+        old = None
+        if target.exists():
+            old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old."))
+            os.replace(target, old / target.name)
+        os.replace(staging, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -4,9 +4,11 @@ Anything a user can cause (a bad parameter, a corrupt file, an unreachable mirro
 raises one of these, so `filterlab.core.stage.run` can print it without a traceback.
 """
 
+import contextlib
 import errno
 import os
 import signal
+import threading
 from collections.abc import Iterator
 
 
@@ -88,3 +90,34 @@ class Terminated(BaseException):
 def raise_terminated(signum: int, _frame: object) -> None:
     """A signal handler: SIGTERM becomes `Terminated`, so `finally` blocks run and the stage says one line."""
     raise Terminated(signum)
+
+
+# The signals a user or DVC stops a stage with.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold SIGTERM and SIGINT until the block ends, then act on the first that came, with the handler it had.
+
+    For calls that must not be cut in half: an exception raised inside a sqlite write leaves its transaction
+    open, and the lock it holds makes every later write to that store (ending the run as KILLED) fail.
+    Python runs signal handlers only in the main thread, so elsewhere the block runs unguarded.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[int] = []
+
+    def hold(signum: int, _frame: object) -> None:
+        arrived.append(signum)
+
+    previous = {signum: signal.signal(signum, hold) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            if handler is not None:  # None: a handler set outside Python, which stays as it is
+                signal.signal(signum, handler)
+        if arrived:
+            signal.raise_signal(arrived[0])

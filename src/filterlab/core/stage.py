@@ -5,18 +5,13 @@ turns our own errors into one line on stderr and an exit code, so DVC logs show 
 cause and not a traceback, and tests call stages in-process the same way DVC does.
 Under `entry` (how DVC runs a stage) SIGTERM cleans up and prints one line, and the
 stage dies with the dvc that started it (`filterlab.core.parent_death`).
-`open_params` is the first thing a stage does: it reads params.yaml, rejects unknown
-top-level sections, and pins the CPU numeric path before any numeric library loads.
+A stage's first call is `filterlab.config.sections.open_params`, which pins the CPU numeric path.
 """
 
 import signal
 import sys
 from collections.abc import Callable
-from typing import Any
 
-from filterlab.config.params import load_numerics, read_params
-from filterlab.config.sections import TOP_LEVEL
-from filterlab.core import numerics
 from filterlab.core.errors import (
     DiskFull,
     FilterlabError,
@@ -86,13 +81,3 @@ def block_unused_imports() -> None:
     """Make `import sklearn` fail fast in a stage process (None in sys.modules: Python's own way to do it)."""
     for name in UNUSED_IMPORTS:
         sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # typeshed allows modules only
-
-
-def open_params(path: str) -> dict[str, Any]:
-    """params.yaml as a mapping, checked for unknown sections, with the CPU numeric path pinned."""
-    params = read_params(path)
-    unknown = sorted(set(params) - set(TOP_LEVEL), key=str)
-    if unknown:
-        raise ParamError(str(unknown[0]), f"unknown top-level section; allowed: {', '.join(TOP_LEVEL)}")
-    numerics.pin(load_numerics(params))
-    return params

@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from filterlab.core import mlflow_sqlite, parent_death
-from filterlab.core.errors import DiskFull, Terminated, TrackingError, filled_path, is_disk_full, raise_terminated
+from filterlab.core.errors import (
+    DiskFull,
+    Terminated,
+    TrackingError,
+    filled_path,
+    is_disk_full,
+    raise_terminated,
+    signals_held,
+)
 from filterlab.core.run_context import (
     INTERNAL_TAG_PREFIX,
     SWEEP_TAG,
@@ -64,11 +72,25 @@ def tracking_errors() -> tuple[type[BaseException], ...]:
     return MlflowException, requests.RequestException, SQLAlchemyError, OSError
 
 
+# How much of an error's first line a one-line message keeps.
+FIRST_LINE_CHARS = 300
+
+
 def first_line(error: BaseException) -> str:
-    """The first line of an error's message, whitespace collapsed and any password in a URL masked."""
+    """The first line of an error's message, whitespace collapsed, any password in a URL masked, cut at a word.
+
+    A database error speaks through the driver's own message (`orig`): SQLAlchemy puts its notes, such as
+    "(raised as a result of Query-invoked autoflush ...)", on the line before it.
+    """
+    cause = getattr(error, "orig", None)
+    if isinstance(cause, BaseException):
+        error = cause
     text = getattr(error, "message", None) or str(error) or type(error).__name__
     lines = [line for line in str(text).splitlines() if line.strip()] or [type(error).__name__]
-    return mask_text(" ".join(lines[0].split()))[:300]
+    line = mask_text(" ".join(lines[0].split()))
+    if len(line) <= FIRST_LINE_CHARS:
+        return line
+    return line[: FIRST_LINE_CHARS - 1].rsplit(" ", 1)[0] + "…"
 
 
 def ensure_database(uri: str) -> None:
@@ -195,7 +217,7 @@ DESCRIPTIONS = {
     "probes": "Three small experiments: 28x28 filters trained on one digit, the [-1 1 -1] peak detector, and "
     "kernel recovery by regression.",
 }
-# Opens the experiment in the UI's classic machine-learning view, not the GenAI one (traces, judges).
+# The experiment-type tag MLflow's UI reads to tell model-training experiments from GenAI ones (traces, judges).
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
@@ -245,10 +267,13 @@ class Run:
 
     The first call that fails because the store is gone marks the run incomplete and prints one warning;
     later calls are skipped, so training goes on and the stage still writes its outputs.
+    On a sqlite store (`db_path`) each call finishes before a SIGTERM or Ctrl-C takes effect: cut mid-write, it
+    would leave the database locked and the run could not be marked KILLED.
     """
 
     def __init__(self, mlflow_module: Any, run: Any, db_path: Path | None = None):
         self._mlflow = mlflow_module
+        self._hold_signals = db_path is not None
         self._db_path = db_path or Path("the tracking store")
         self.run_id: str = run.info.run_id
         self.experiment_id: str = run.info.experiment_id
@@ -271,7 +296,7 @@ class Run:
     def _timed(self) -> Iterator[None]:
         started = time.perf_counter()
         try:
-            with _disk_guard(self._db_path):
+            with signals_held() if self._hold_signals else contextlib.nullcontext(), _disk_guard(self._db_path):
                 yield
         except DiskFull:
             raise
@@ -329,6 +354,12 @@ class Run:
         with self._timed():
             self._mlflow.log_figure(figure, artifact_file)
 
+    def end(self, status: str) -> None:
+        """End the run with `status`, even after a failed call: MLflow forgets the run locally before it calls
+        the store, so a store that is gone leaves only the warning."""
+        with self._timed():
+            self._mlflow.end_run(status=status)
+
 
 @contextlib.contextmanager
 def start_run(
@@ -348,9 +379,9 @@ def start_run(
 
     bound_http_calls()
     uri = tracking_uri()
-    db_path = sqlite_path(uri) or Path("the tracking store")
+    db_path = sqlite_path(uri)
     ensure_database(uri)
-    with _disk_guard(db_path), _unreachable_is_one_line(uri):
+    with _disk_guard(db_path or Path("the tracking store")), _unreachable_is_one_line(uri):
         mlflow.set_tracking_uri(uri)
         use_experiment(mlflow, experiment, uri)
         context = {
@@ -364,7 +395,8 @@ def start_run(
         all_tags = {**context, **(tags or {})}
         mark_dead_runs(mlflow.tracking.MlflowClient(uri), experiment, run_name)
         # "f8_k3_s1 (dvc-20261125T001200-4242)": one name per variant per sweep, never ten runs called f8_k3_s1.
-        active = mlflow.start_run(run_name=f"{run_name} ({run_label()})")
+        with signals_held() if db_path is not None else contextlib.nullcontext():
+            active = mlflow.start_run(run_name=f"{run_name} ({run_label()})")
     handle = Run(mlflow, active, db_path)
     previous = signal.signal(signal.SIGTERM, raise_terminated)
     status = "FAILED"
@@ -379,21 +411,7 @@ def start_run(
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
-        _end_run(mlflow, handle, status, db_path)
-
-
-def _end_run(mlflow_module: Any, handle: Run, status: str, db_path: Path) -> None:
-    """End the run with `status`; MLflow forgets the run locally before it calls the store, so a store that is
-    gone leaves only the warning."""
-    try:
-        with _disk_guard(db_path):
-            mlflow_module.end_run(status=status)
-    except DiskFull:
-        raise
-    except tracking_errors() as error:
-        if is_disk_full(error):
-            raise
-        handle.give_up(error)
+        handle.end(status)
 
 
 @contextlib.contextmanager

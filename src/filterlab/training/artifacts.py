@@ -92,20 +92,25 @@ def file_sha256(path: Path) -> str:
 
 
 def read_filters(filters_path: Path, run_path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """filters.npz and run.json, checked against each other; DataError on anything missing or inconsistent."""
-    for path in (filters_path, run_path):
-        if not path.is_file():
-            raise DataError(f"{path}: not found; run `dvc repro train` for this variant first")
-    arrays = atomic.load_npz(filters_path, rebuild="re-run `dvc repro -f train` for this variant")
-    if not set(FILTERS_KEYS) <= set(arrays) or arrays["kernels"].ndim != 5:
-        raise DataError(f"{filters_path}: expected `kernels` (epochs+1, kh, kw, 1, filters), `epochs`, `bias`")
+    """filters.npz and run.json, checked against each other; DataError on anything missing or inconsistent.
+
+    run.json is read first: the variant it names says which `train@` stage rebuilds a broken filters.npz.
+    """
+    if not run_path.is_file():
+        raise DataError(f"{run_path}: not found; run `dvc repro train` for this variant first")
     try:
         run = json.loads(run_path.read_text(encoding="utf-8"))
     except ValueError as error:
-        raise DataError(f"{run_path}: not valid JSON ({error})") from None
-    missing = [key for key in RUN_KEYS if key not in run]
+        raise DataError(f"{run_path}: not valid JSON ({error}); re-run the train stage") from None
+    missing = [key for key in RUN_KEYS if not isinstance(run, dict) or key not in run]
     if missing:
         raise DataError(f"{run_path}: missing {', '.join(missing)}; re-run the train stage")
+    stage = VariantSpec(run["filters"], run["kernel_size"], run["stride"]).stage_name("train")
+    if not filters_path.is_file():
+        raise DataError(f"{filters_path}: not found; run `dvc repro {stage}` first")
+    arrays = atomic.load_npz(filters_path, rebuild=f"re-run `dvc repro -f {stage}`")
+    if not set(FILTERS_KEYS) <= set(arrays) or arrays["kernels"].ndim != 5:
+        raise DataError(f"{filters_path}: expected `kernels` (epochs+1, kh, kw, 1, filters), `epochs`, `bias`")
     if arrays["kernels"].shape[4] != run["filters"] or arrays["kernels"].shape[1] != run["kernel_size"]:
         raise DataError(f"{filters_path}: shape {arrays['kernels'].shape} does not match {run_path.name}")
     return arrays, run

@@ -7,6 +7,7 @@ call per epoch, nothing per batch.
 """
 
 import csv
+import dataclasses
 import io
 import time
 from collections.abc import Callable, Sequence
@@ -103,10 +104,15 @@ def train_variant(
     on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> TrainResult:
     """Seed, build, fit on train (validating on val), evaluate on test. Same inputs, same weights."""
-    # Whatever this process trained before (a test session, the benchmark) must not leak in.
-    keras.backend.clear_session()
-    determinism.configure(seed, params.threads)
-    model = models.build_model(
+    model = seeded_model(variant, params, seed)
+    snapshots = KernelSnapshots()
+    outcome = fit_and_evaluate(model, data, params, [snapshots], on_epoch)
+    return TrainResult(**vars(outcome), kernels=np.stack(snapshots.snapshots))
+
+
+def variant_model(variant: VariantSpec, params: TrainParams) -> keras.Model:
+    """The grid's model for `variant`, named after it, with the train section's second block and dropout."""
+    return models.build_model(
         variant.filters,
         variant.kernel_size,
         variant.stride,
@@ -114,9 +120,21 @@ def train_variant(
         dropout=params.dropout,
         name=variant.name,
     )
-    snapshots = KernelSnapshots()
-    outcome = fit_and_evaluate(model, data, params, [snapshots], on_epoch)
-    return TrainResult(**vars(outcome), kernels=np.stack(snapshots.snapshots))
+
+
+def seeded_model(variant: VariantSpec, params: TrainParams, seed: int) -> keras.Model:
+    """`variant_model` in a cleared Keras session, seeded and made deterministic: same seed, same initial weights."""
+    # Whatever this process trained before (a test session, the benchmark) must not leak in.
+    keras.backend.clear_session()
+    determinism.configure(seed, params.threads)
+    return variant_model(variant, params)
+
+
+def run_params(variant: VariantSpec, params: TrainParams, seed: int) -> dict[str, object]:
+    """A grid run's MLflow params: the variant, every train setting but the grid (the variant stands for it),
+    and the seed."""
+    settings = {field.name: getattr(params, field.name) for field in dataclasses.fields(params) if field.name != "grid"}
+    return {**vars(variant), **settings, "seed": seed}
 
 
 def replicates(
@@ -148,20 +166,8 @@ def fit_and_evaluate(
 ) -> FitOutcome:
     """Compile, fit on train (validating on val), evaluate on test: the one loop every model here goes through,
     so the grid and the baselines share data, epochs, batch size and learning rate by construction."""
-    models.compile_model(model, params.learning_rate)
     recorder = EpochRecorder(on_epoch)
-    started = time.perf_counter()
-    model.fit(
-        data.x_train,
-        data.y_train,
-        batch_size=params.batch_size,
-        epochs=params.epochs,
-        validation_data=(data.x_val, data.y_val),
-        shuffle=True,
-        verbose=0,
-        callbacks=[*callbacks, recorder],
-    )
-    seconds = time.perf_counter() - started
+    seconds = fit_model(model, data, params, [*callbacks, recorder])
     test = model.evaluate(data.x_test, data.y_test, batch_size=params.batch_size, verbose=0, return_dict=True)
     predictions = np.argmax(model.predict(data.x_test, batch_size=params.batch_size, verbose=0), axis=1)
     return FitOutcome(
@@ -172,6 +178,36 @@ def fit_and_evaluate(
         predictions=predictions.astype(np.int64),
         seconds=seconds,
     )
+
+
+def fit_model(
+    model: keras.Model, data: Prepared, params: TrainParams, callbacks: Sequence[keras.callbacks.Callback] = ()
+) -> float:
+    """Compile and `model.fit` on train, validating on val; the seconds the fit took."""
+    models.compile_model(model, params.learning_rate)
+    started = time.perf_counter()
+    model.fit(
+        data.x_train,
+        data.y_train,
+        batch_size=params.batch_size,
+        epochs=params.epochs,
+        validation_data=(data.x_val, data.y_val),
+        shuffle=True,
+        verbose=0,
+        callbacks=list(callbacks),
+    )
+    return time.perf_counter() - started
+
+
+def evaluation_metrics(outcome: FitOutcome, low: float, high: float) -> dict[str, float]:
+    """The MLflow run's final metrics: the test split's accuracy with its 95 % interval, loss, and fit seconds."""
+    return {
+        "test_accuracy": outcome.test_accuracy,
+        "test_loss": outcome.test_loss,
+        "test_accuracy_ci95_low": low,
+        "test_accuracy_ci95_high": high,
+        "fit_seconds": outcome.seconds,
+    }
 
 
 def headline_metrics(outcome: FitOutcome, low: float, high: float) -> dict[str, Any]:

@@ -40,7 +40,7 @@ SECTIONS: Mapping[str, type] = {
 def check_all(params: Mapping[str, Any]) -> None:
     """Raise the first ParamError any stage would raise on `params`, in params.yaml's order.
 
-    `stage.open_params` has already refused unknown top-level sections; kernel names are
+    `filterlab.config.sections.open_params` has already refused unknown top-level sections; kernel names are
     checked against the bank here too, because the baselines and probes stages would
     otherwise find a typo only after DVC removed their outputs.
     """
@@ -114,6 +114,6 @@ def _fields(cls: "type[DataclassInstance] | DataclassInstance") -> str:
 
 def stamp() -> str:
     """The validate stage's output: the checked schema, one line per section, no values."""
-    lines = ["params.yaml checked by filterlab.config.check; sections and keys:", "seed", "numerics"]
+    lines = ["params.yaml checked by filterlab.validate; sections and keys:", "seed", "numerics"]
     lines += [f"{name}: {_fields(cls)}" for name, cls in SECTIONS.items()]
     return "\n".join(lines) + "\n"
