@@ -15,7 +15,7 @@ import keras
 from filterlab.config.sections import TrainParams
 from filterlab.core import tracking
 from filterlab.data.dataset import Prepared
-from filterlab.training import fit
+from filterlab.training import fit, records
 from measure import summary
 
 
@@ -28,8 +28,9 @@ def our_fit(data: Prepared, variant: fit.VariantSpec, params: TrainParams, seed:
     """(fit seconds, tracking seconds) of the train stage's loop with its per-epoch print and MLflow logging."""
     keras.backend.clear_session()
     entered = time.perf_counter()
-    with tracking.start_run("benchmark", variant.name, params=fit.run_params(variant, params, seed)) as run:
-        opened = time.perf_counter() - entered
+    with tracking.start_run("benchmark", variant.name, params=records.run_params(variant, params, seed)) as run:
+        opened = time.perf_counter() - entered  # creating the run, its tags and params (also in run.seconds)
+        counted_when_opened = run.seconds
 
         def on_epoch(row: dict) -> None:
             print(f"{variant.name} epoch {row['epoch']}: loss {row['loss']:.4f}", flush=True)
@@ -38,9 +39,10 @@ def our_fit(data: Prepared, variant: fit.VariantSpec, params: TrainParams, seed:
         with redirect_stdout(io.StringIO()):
             result = fit.train_variant(data, variant, params, seed, on_epoch=on_epoch)
         run.log_metrics({"test_accuracy": result.test_accuracy, "test_loss": result.test_loss})
+        logged = run.seconds - counted_when_opened
         closing = time.perf_counter()
-    closed = time.perf_counter() - closing
-    return result.seconds, opened + run.seconds + closed
+    closed = time.perf_counter() - closing  # ending the run
+    return result.seconds, opened + logged + closed
 
 
 def compare(data: Prepared, variant: fit.VariantSpec, params: TrainParams, seed: int, repeats: int) -> dict:

@@ -75,7 +75,7 @@ def fit_all(args: argparse.Namespace) -> None:
     from filterlab.core import atomic, determinism, tracking
     from filterlab.data.dataset import first_of_each_class, load_prepared
     from filterlab.figures.baselines import feature_maps_figure, kernels_figure
-    from filterlab.training import baselines, fit, stats
+    from filterlab.training import baselines, fit, records, stats
 
     data = load_prepared(args.data)
     digits, labels = first_of_each_class(data.x_test, data.y_test)
@@ -99,7 +99,7 @@ def fit_all(args: argparse.Namespace) -> None:
             result = baselines.fit_baseline(data, baseline, train, seed, on_epoch=on_epoch)
             low, high = stats.wilson(int((result.predictions == data.y_test).sum()), len(data.y_test))
             if run is not None:
-                run.log_metrics(fit.evaluation_metrics(result, low, high))
+                run.log_metrics(records.evaluation_metrics(result, low, high))
                 if baseline.written is not None:
                     names = baseline.kernel_names or [f"random {i}" for i in range(baseline.n_kernels)]
                     figure = kernels_figure(baseline.written, names, baseline.name, style.colormap)

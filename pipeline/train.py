@@ -50,10 +50,10 @@ def train(args: argparse.Namespace) -> None:
     data = load_prepared(args.data)
 
     from filterlab.core import atomic, tracking  # TensorFlow and MLflow load only once the inputs are valid
-    from filterlab.training import artifacts, fit, stats
+    from filterlab.training import artifacts, fit, records, stats
 
     tags = {"data.source": data.source, "data.sha256": data.raw_sha256, "variant": variant.name}
-    with tracking.start_run("train", variant.name, params=fit.run_params(variant, section, seed), tags=tags) as run:
+    with tracking.start_run("train", variant.name, params=records.run_params(variant, section, seed), tags=tags) as run:
 
         def on_epoch(row: dict) -> None:
             print(
@@ -66,7 +66,7 @@ def train(args: argparse.Namespace) -> None:
         result = fit.train_variant(data, variant, section, seed, on_epoch=on_epoch)
         correct = int((result.predictions == data.y_test).sum())
         low, high = stats.wilson(correct, len(data.y_test))
-        run.log_metrics(fit.evaluation_metrics(result, low, high))
+        run.log_metrics(records.evaluation_metrics(result, low, high))
         artifacts.save_model(result.model, args.model_dir / artifacts.MODEL_FILE)
         # The final bias lets the filters stage draw conv1's feature maps without TensorFlow.
         bias = result.model.get_layer("conv1").get_weights()[1]

@@ -84,6 +84,6 @@ def test_a_new_train_knob_needs_params_yaml_the_dataclass_and_dvc_yaml_only():
         load_section(with_overrides(params, {"train.label_smoothing": 2}), "train", with_knob)
     # 3. The train stage (and its replay) logs it to MLflow with the other settings, from the dataclass's fields.
     from filterlab.config.geometry import VariantSpec
-    from filterlab.training import fit
+    from filterlab.training import records
 
-    assert fit.run_params(VariantSpec(8, 3, 1), loaded, 42)["label_smoothing"] == 0.1
+    assert records.run_params(VariantSpec(8, 3, 1), loaded, 42)["label_smoothing"] == 0.1

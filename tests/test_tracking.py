@@ -184,7 +184,10 @@ def test_real_sigterm_marks_run_killed_and_restores_handler(mlflow_uri):
     assert signal.getsignal(signal.SIGTERM) == before
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+STOPPED_BY = {signal.SIGTERM: Terminated, signal.SIGINT: KeyboardInterrupt}
+
+
+@pytest.mark.parametrize("signum", list(STOPPED_BY))
 def test_a_signal_inside_a_sqlite_write_lets_it_commit_and_the_run_ends_killed(mlflow_uri, monkeypatch, signum):
     """The signal lands inside the database transaction of a metric write, where a stage most often is when
     DVC stops it (the per-epoch log). Cut there, the open transaction's lock made ending the run fail."""
@@ -199,7 +202,8 @@ def test_a_signal_inside_a_sqlite_write_lets_it_commit_and_the_run_ends_killed(m
             os.kill(os.getpid(), signum)
         return real_commit(session)
 
-    with pytest.raises((Terminated, KeyboardInterrupt)):
+    handlers = {number: signal.getsignal(number) for number in STOPPED_BY}
+    with pytest.raises(STOPPED_BY[signum]):
         with tracking.start_run("unit", "signal-in-commit") as run, monkeypatch.context() as patched:
             patched.setattr(Session, "commit", commit_with_a_signal_inside)
             run.log_metrics({"loss": 0.5}, step=1)
@@ -209,12 +213,58 @@ def test_a_signal_inside_a_sqlite_write_lets_it_commit_and_the_run_ends_killed(m
     assert finished.info.status == "KILLED"
     assert finished.data.metrics == {"loss": 0.5}  # the write that was under way went through whole
     assert run.incomplete is None
+    assert {number: signal.getsignal(number) for number in STOPPED_BY} == handlers
 
 
-def test_signals_held_outside_the_main_thread_change_nothing():
+def test_a_signal_while_the_run_is_created_ends_it_killed(mlflow_uri, monkeypatch):
+    """Held while MLflow creates the run, the signal acts once the stage holds the run, so it is ended KILLED,
+    not left to MLflow's exit hook (which ends it FINISHED)."""
+    import mlflow
+
+    real_start = mlflow.start_run
+
+    def start_with_a_signal_inside(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real_start(*args, **kwargs)
+
+    monkeypatch.setattr(mlflow, "start_run", start_with_a_signal_inside)
+    with pytest.raises(Terminated):
+        with tracking.start_run("unit", "signal-in-start"):
+            pytest.fail("the body ran although SIGTERM came while the run was created")
+    monkeypatch.setattr(mlflow, "start_run", real_start)
+    runs = mlflow.tracking.MlflowClient(mlflow_uri).search_runs(
+        [mlflow.get_experiment_by_name("unit").experiment_id], "tags.mlflow.runName LIKE 'signal-in-start%'"
+    )
+    assert [run.info.status for run in runs] == ["KILLED"]
+    assert mlflow.active_run() is None
+
+
+def test_held_signals_keep_their_handlers_whatever_comes_when():
+    """The first signal acts once the block ends, with the handler that was in place; one that comes after the
+    block but before its own handler is back is acted on at once; another thread changes nothing."""
     import threading
 
-    from filterlab.core.errors import signals_held
+    from filterlab.core.errors import raise_terminated, signals_held
+
+    before = {number: signal.getsignal(number) for number in STOPPED_BY}
+    signal.signal(signal.SIGTERM, raise_terminated)  # as under a stage
+    try:
+        with pytest.raises(Terminated), signals_held():
+            hold = signal.getsignal(signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGINT)  # only the first signal acts
+            held = "the block ends"
+        assert held
+        assert signal.getsignal(signal.SIGTERM) is raise_terminated
+        assert signal.getsignal(signal.SIGINT) is before[signal.SIGINT]
+        # What a signal meets if it comes after the block but before its own handler is back: the hold, which
+        # then acts at once with the real handler.
+        with pytest.raises(Terminated):
+            hold(signal.SIGTERM, None)
+        with pytest.raises(KeyboardInterrupt):
+            hold(signal.SIGINT, None)
+    finally:
+        signal.signal(signal.SIGTERM, before[signal.SIGTERM])
 
     seen = []
 
@@ -222,21 +272,27 @@ def test_signals_held_outside_the_main_thread_change_nothing():
         with signals_held():
             seen.append(signal.getsignal(signal.SIGTERM))
 
-    before = signal.getsignal(signal.SIGTERM)
     thread = threading.Thread(target=worker)
     thread.start()
     thread.join()
-    assert seen == [before]
+    assert seen == [before[signal.SIGTERM]]
 
 
 def test_first_line_speaks_through_the_database_driver_and_cuts_at_a_word():
+    from mlflow.exceptions import MlflowException
     from sqlalchemy.exc import OperationalError
 
     wrapped = OperationalError("UPDATE runs SET status=?", {}, sqlite3.OperationalError("database is locked"))
     wrapped.add_detail("raised as a result of Query-invoked autoflush; consider using a session.no_autoflush")
     assert tracking.first_line(wrapped) == "database is locked"
-    long = tracking.first_line(RuntimeError("word " * 100))
-    assert len(long) <= tracking.FIRST_LINE_CHARS and long.endswith("word…")
+    try:  # how MLflow's store session passes SQLAlchemy's errors on
+        raise MlflowException(message=wrapped) from wrapped
+    except MlflowException as error:
+        assert tracking.first_line(error) == "database is locked"
+    words = tracking.first_line(RuntimeError("word " * 100))
+    assert len(words) <= tracking.FIRST_LINE_CHARS and words.endswith("word…")
+    url = tracking.first_line(RuntimeError("at http://server/" + "x" * 400))
+    assert len(url) == tracking.FIRST_LINE_CHARS and url.startswith("at http://server/xxx")
 
 
 @pytest.mark.slow

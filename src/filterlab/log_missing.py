@@ -97,7 +97,7 @@ def data_tags(prepared: Path) -> dict[str, str]:
 
 
 def train_replays(params: Mapping[str, Any], flags: Mapping[str, str], stage_name: str) -> Iterator[Replay]:
-    from filterlab.training import artifacts, fit
+    from filterlab.training import artifacts, records
 
     section = load_section(params, "train", TrainParams)
     variant = VariantSpec(int(flags["--filter-count"]), int(flags["--kernel-size"]), int(flags["--stride"]))
@@ -112,7 +112,7 @@ def train_replays(params: Mapping[str, Any], flags: Mapping[str, str], stage_nam
     yield Replay(
         experiment="train",
         run_name=variant.name,
-        params=fit.run_params(variant, section, load_seed(params)),
+        params=records.run_params(variant, section, load_seed(params)),
         tags=tags,
         epochs=history_rows(Path(flags["--history"]), stage_name),
         final=final_metrics(_read_json(Path(flags["--metrics"]), stage_name)),

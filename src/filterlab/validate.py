@@ -3,7 +3,7 @@
 DVC removes a stage's outputs before it runs the stage's command, so a parameter that a
 stage rejects would already have cost that stage's last good outputs. The `validate`
 stage runs this first (every other stage depends on its stamp), so bad params stop
-`dvc repro` before any output is touched. `STAMP` is what it writes: it describes the
+`dvc repro` before any output is touched. `stamp()` is what it writes: it describes the
 schema that was checked and never the values, so a valid change to params.yaml leaves
 its bytes alone and re-runs only the stages whose own params changed.
 """

@@ -1,6 +1,7 @@
-"""Crash-safe writers: every file lands through a temp file in the same folder and a rename.
+"""Crash-safe writers: every file lands through a temp file in the same folder and a rename, and a folder
+(data/raw) through a temp folder and a rename (`landing_folder`).
 
-A reader (or DVC) therefore sees either the old file or the complete new one, never a
+A reader (or DVC) therefore sees either the old file or folder or the complete new one, never a
 partial write; a full disk (ENOSPC) becomes one `DiskFull` line naming the file. Figures
 are saved here too, so matplotlib is imported only by callers that pass a figure.
 """

@@ -10,6 +10,7 @@ import os
 import signal
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 
 class FilterlabError(Exception):
@@ -52,7 +53,7 @@ class DiskFull(FilterlabError):
         )
 
 
-def _chain(error: BaseException | None) -> Iterator[BaseException]:
+def causes(error: BaseException | None) -> Iterator[BaseException]:
     """`error`, then what caused it, and so on (each exception once, however the chain loops)."""
     seen = set()
     while error is not None and id(error) not in seen:
@@ -66,13 +67,13 @@ def is_disk_full(error: BaseException) -> bool:
     return any(
         (isinstance(link, OSError) and link.errno in (errno.ENOSPC, errno.EDQUOT))
         or "database or disk is full" in str(link)
-        for link in _chain(error)
+        for link in causes(error)
     )
 
 
 def filled_path(error: BaseException) -> str | None:
     """The file name an OSError somewhere in `error`'s chain carries: which path filled."""
-    return next((str(link.filename) for link in _chain(error) if isinstance(link, OSError) and link.filename), None)
+    return next((str(link.filename) for link in causes(error) if isinstance(link, OSError) and link.filename), None)
 
 
 class Terminated(BaseException):
@@ -102,22 +103,41 @@ def signals_held() -> Iterator[None]:
 
     For calls that must not be cut in half: an exception raised inside a sqlite write leaves its transaction
     open, and the lock it holds makes every later write to that store (ending the run as KILLED) fail.
-    Python runs signal handlers only in the main thread, so elsewhere the block runs unguarded.
+    Python runs signal handlers only in the main thread, so elsewhere the block runs unguarded; a handler set
+    outside Python (`getsignal` gives None) is left alone.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    saved: dict[int, Any] = {}
     arrived: list[int] = []
+    ended = False
 
-    def hold(signum: int, _frame: object) -> None:
-        arrived.append(signum)
+    def act(signum: int, frame: Any) -> None:
+        handler = saved[signum]
+        if callable(handler):
+            handler(signum, frame)
+        elif handler == signal.SIG_DFL:
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
 
-    previous = {signum: signal.signal(signum, hold) for signum in STOP_SIGNALS}
+    def hold(signum: int, frame: Any) -> None:
+        # Once the block has ended, a signal that slips in before its own handler is back is acted on at once.
+        if ended:
+            act(signum, frame)
+        elif not arrived:
+            arrived.append(signum)
+
     try:
+        for signum in STOP_SIGNALS:
+            handler = signal.getsignal(signum)
+            if handler is not None:
+                saved[signum] = handler
+                signal.signal(signum, hold)
         yield
     finally:
-        for signum, handler in previous.items():
-            if handler is not None:  # None: a handler set outside Python, which stays as it is
-                signal.signal(signum, handler)
+        ended = True
+        for number, handler in saved.items():
+            signal.signal(number, handler)
         if arrived:
-            signal.raise_signal(arrived[0])
+            act(arrived[0], None)

@@ -1,4 +1,4 @@
-"""Shared entry point for the `pipeline/` stage modules; reads params.yaml, writes nothing.
+"""Shared entry point for the `pipeline/` stage modules; reads and writes nothing.
 
 Every stage module exposes `main(argv) -> int` and runs its work inside `run`, which
 turns our own errors into one line on stderr and an exit code, so DVC logs show the

@@ -23,6 +23,7 @@ from filterlab.core.errors import (
     DiskFull,
     Terminated,
     TrackingError,
+    causes,
     filled_path,
     is_disk_full,
     raise_terminated,
@@ -79,18 +80,21 @@ FIRST_LINE_CHARS = 300
 def first_line(error: BaseException) -> str:
     """The first line of an error's message, whitespace collapsed, any password in a URL masked, cut at a word.
 
-    A database error speaks through the driver's own message (`orig`): SQLAlchemy puts its notes, such as
-    "(raised as a result of Query-invoked autoflush ...)", on the line before it.
+    A database error speaks through the driver's own message (`orig`, anywhere in the chain: MLflow wraps
+    SQLAlchemy's errors in its own): SQLAlchemy puts its notes, such as "(raised as a result of Query-invoked
+    autoflush ...)", on the line before it.
     """
-    cause = getattr(error, "orig", None)
-    if isinstance(cause, BaseException):
-        error = cause
+    drivers = (getattr(link, "orig", None) for link in causes(error))
+    error = next((driver for driver in drivers if isinstance(driver, BaseException)), error)
     text = getattr(error, "message", None) or str(error) or type(error).__name__
     lines = [line for line in str(text).splitlines() if line.strip()] or [type(error).__name__]
     line = mask_text(" ".join(lines[0].split()))
     if len(line) <= FIRST_LINE_CHARS:
         return line
-    return line[: FIRST_LINE_CHARS - 1].rsplit(" ", 1)[0] + "…"
+    cut = line[: FIRST_LINE_CHARS - 1]
+    word_end = cut.rfind(" ")
+    # At the last word if one ends near the limit; a long URL or path is cut where the limit falls.
+    return (cut[:word_end] if word_end > FIRST_LINE_CHARS - 40 else cut) + "…"
 
 
 def ensure_database(uri: str) -> None:
@@ -267,13 +271,13 @@ class Run:
 
     The first call that fails because the store is gone marks the run incomplete and prints one warning;
     later calls are skipped, so training goes on and the stage still writes its outputs.
-    On a sqlite store (`db_path`) each call finishes before a SIGTERM or Ctrl-C takes effect: cut mid-write, it
-    would leave the database locked and the run could not be marked KILLED.
+    On a sqlite store (`db_path`) each call that writes to it finishes before a SIGTERM or Ctrl-C takes effect:
+    cut mid-write, it would leave the database locked and the run could not be marked KILLED.
     """
 
     def __init__(self, mlflow_module: Any, run: Any, db_path: Path | None = None):
         self._mlflow = mlflow_module
-        self._hold_signals = db_path is not None
+        self._sqlite = db_path
         self._db_path = db_path or Path("the tracking store")
         self.run_id: str = run.info.run_id
         self.experiment_id: str = run.info.experiment_id
@@ -293,10 +297,12 @@ class Run:
             )
 
     @contextlib.contextmanager
-    def _timed(self) -> Iterator[None]:
+    def _timed(self, *, writes_store: bool = True) -> Iterator[None]:
+        """Time the call, and turn the store going away into one warning; a call that writes to a sqlite store
+        (`writes_store`) runs to its end before a signal acts."""
         started = time.perf_counter()
         try:
-            with signals_held() if self._hold_signals else contextlib.nullcontext(), _disk_guard(self._db_path):
+            with _held(self._sqlite if writes_store else None), _disk_guard(self._db_path):
                 yield
         except DiskFull:
             raise
@@ -332,13 +338,13 @@ class Run:
     def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
         if not self._active():
             return
-        with self._timed():
+        with self._timed(writes_store=False):
             self._mlflow.log_artifact(str(path), artifact_path=artifact_path)
 
     def log_artifacts(self, directory: str | os.PathLike[str], artifact_path: str | None = None) -> None:
         if not self._active():
             return
-        with self._timed():
+        with self._timed(writes_store=False):
             self._mlflow.log_artifacts(str(directory), artifact_path=artifact_path)
 
     def log_image(self, image: Any, key: str, step: int | None = None) -> None:
@@ -351,7 +357,7 @@ class Run:
     def log_figure(self, figure: Any, artifact_file: str) -> None:
         if not self._active():
             return
-        with self._timed():
+        with self._timed(writes_store=False):
             self._mlflow.log_figure(figure, artifact_file)
 
     def end(self, status: str) -> None:
@@ -394,13 +400,14 @@ def start_run(
         }
         all_tags = {**context, **(tags or {})}
         mark_dead_runs(mlflow.tracking.MlflowClient(uri), experiment, run_name)
-        # "f8_k3_s1 (dvc-20261125T001200-4242)": one name per variant per sweep, never ten runs called f8_k3_s1.
-        with signals_held() if db_path is not None else contextlib.nullcontext():
-            active = mlflow.start_run(run_name=f"{run_name} ({run_label()})")
-    handle = Run(mlflow, active, db_path)
     previous = signal.signal(signal.SIGTERM, raise_terminated)
     status = "FAILED"
+    handle: Run | None = None
     try:
+        # A signal held while the run is created acts once `handle` exists, so the `finally` below ends it KILLED.
+        with _disk_guard(db_path or Path("the tracking store")), _unreachable_is_one_line(uri), _held(db_path):
+            # "f8_k3_s1 (dvc-20261125T001200-4242)": one name per variant per sweep, never ten runs called f8_k3_s1.
+            handle = Run(mlflow, mlflow.start_run(run_name=f"{run_name} ({run_label()})"), db_path)
         handle.set_tags(all_tags)
         if params:
             handle.log_params(params)
@@ -411,7 +418,17 @@ def start_run(
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
-        handle.end(status)
+        if handle is not None:
+            handle.end(status)
+        elif mlflow.active_run() is not None:  # a server's run, created before a signal cut start_run short
+            with contextlib.suppress(*tracking_errors()):
+                mlflow.end_run(status=status)
+
+
+def _held(db_path: Path | None) -> contextlib.AbstractContextManager[None]:
+    """`signals_held` for a sqlite store, whose writes must not be cut in half; nothing for a server, whose
+    database finishes a request whatever happens to the client."""
+    return signals_held() if db_path is not None else contextlib.nullcontext()
 
 
 @contextlib.contextmanager

@@ -7,7 +7,6 @@ call per epoch, nothing per batch.
 """
 
 import csv
-import dataclasses
 import io
 import time
 from collections.abc import Callable, Sequence
@@ -130,13 +129,6 @@ def seeded_model(variant: VariantSpec, params: TrainParams, seed: int) -> keras.
     return variant_model(variant, params)
 
 
-def run_params(variant: VariantSpec, params: TrainParams, seed: int) -> dict[str, object]:
-    """A grid run's MLflow params: the variant, every train setting but the grid (the variant stands for it),
-    and the seed."""
-    settings = {field.name: getattr(params, field.name) for field in dataclasses.fields(params) if field.name != "grid"}
-    return {**vars(variant), **settings, "seed": seed}
-
-
 def replicates(
     data: Prepared,
     variant: VariantSpec,
@@ -197,17 +189,6 @@ def fit_model(
         callbacks=list(callbacks),
     )
     return time.perf_counter() - started
-
-
-def evaluation_metrics(outcome: FitOutcome, low: float, high: float) -> dict[str, float]:
-    """The MLflow run's final metrics: the test split's accuracy with its 95 % interval, loss, and fit seconds."""
-    return {
-        "test_accuracy": outcome.test_accuracy,
-        "test_loss": outcome.test_loss,
-        "test_accuracy_ci95_low": low,
-        "test_accuracy_ci95_high": high,
-        "fit_seconds": outcome.seconds,
-    }
 
 
 def headline_metrics(outcome: FitOutcome, low: float, high: float) -> dict[str, Any]:
