@@ -218,8 +218,10 @@ def test_a_signal_inside_a_sqlite_write_lets_it_commit_and_the_run_ends_killed(m
 
 def test_a_signal_while_the_run_is_created_ends_it_killed(mlflow_uri, monkeypatch):
     """Held while MLflow creates the run, the signal acts once the stage holds the run, so it is ended KILLED,
-    not left to MLflow's exit hook (which ends it FINISHED)."""
+    not left to MLflow's exit hook (which ends it FINISHED); the run is born with the tags that find it."""
     import mlflow
+
+    from filterlab.core.errors import raise_terminated
 
     real_start = mlflow.start_run
 
@@ -228,15 +230,21 @@ def test_a_signal_while_the_run_is_created_ends_it_killed(mlflow_uri, monkeypatc
         return real_start(*args, **kwargs)
 
     monkeypatch.setattr(mlflow, "start_run", start_with_a_signal_inside)
-    with pytest.raises(Terminated):
-        with tracking.start_run("unit", "signal-in-start"):
-            pytest.fail("the body ran although SIGTERM came while the run was created")
-    monkeypatch.setattr(mlflow, "start_run", real_start)
+    before = signal.signal(signal.SIGTERM, raise_terminated)  # as under a stage
+    try:
+        with pytest.raises(Terminated):
+            with tracking.start_run("unit", "signal-in-start"):
+                pytest.fail("the body ran although SIGTERM came while the run was created")
+        assert signal.getsignal(signal.SIGTERM) is raise_terminated
+    finally:
+        signal.signal(signal.SIGTERM, before)
+        while mlflow.active_run() is not None:  # a regression must not leave later tests a run
+            mlflow.end_run()
     runs = mlflow.tracking.MlflowClient(mlflow_uri).search_runs(
         [mlflow.get_experiment_by_name("unit").experiment_id], "tags.mlflow.runName LIKE 'signal-in-start%'"
     )
     assert [run.info.status for run in runs] == ["KILLED"]
-    assert mlflow.active_run() is None
+    assert runs[0].data.tags[tracking.RUN_TAG] == "signal-in-start"
 
 
 def test_held_signals_keep_their_handlers_whatever_comes_when():
@@ -276,6 +284,22 @@ def test_held_signals_keep_their_handlers_whatever_comes_when():
     thread.start()
     thread.join()
     assert seen == [before[signal.SIGTERM]]
+
+
+def test_an_ignored_signal_does_not_displace_a_held_one():
+    from filterlab.core.errors import raise_terminated, signals_held
+
+    before = {number: signal.getsignal(number) for number in STOPPED_BY}
+    signal.signal(signal.SIGTERM, raise_terminated)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a background job's Ctrl-C
+    try:
+        with pytest.raises(Terminated), signals_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGTERM)
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        for number, handler in before.items():
+            signal.signal(number, handler)
 
 
 def test_first_line_speaks_through_the_database_driver_and_cuts_at_a_word():

@@ -103,8 +103,8 @@ def signals_held() -> Iterator[None]:
 
     For calls that must not be cut in half: an exception raised inside a sqlite write leaves its transaction
     open, and the lock it holds makes every later write to that store (ending the run as KILLED) fail.
-    Python runs signal handlers only in the main thread, so elsewhere the block runs unguarded; a handler set
-    outside Python (`getsignal` gives None) is left alone.
+    Python runs signal handlers only in the main thread, so elsewhere the block runs unguarded; an ignored
+    signal and a handler set outside Python (`getsignal` gives None) are left alone.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -131,7 +131,7 @@ def signals_held() -> Iterator[None]:
     try:
         for signum in STOP_SIGNALS:
             handler = signal.getsignal(signum)
-            if handler is not None:
+            if handler is not None and handler != signal.SIG_IGN:  # an ignored signal must not displace another
                 saved[signum] = handler
                 signal.signal(signum, hold)
         yield

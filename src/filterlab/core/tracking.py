@@ -404,11 +404,16 @@ def start_run(
     status = "FAILED"
     handle: Run | None = None
     try:
-        # A signal held while the run is created acts once `handle` exists, so the `finally` below ends it KILLED.
-        with _disk_guard(db_path or Path("the tracking store")), _unreachable_is_one_line(uri), _held(db_path):
+        # Held on every store (a server's request is bounded by HTTP_DEADLINES): a request cut short could leave
+        # a run this process never learns of. The signal acts once `handle` exists, so the run is ended KILLED.
+        # Created with its tags, so even a run left behind carries what `mark_dead_runs` looks for.
+        with _disk_guard(db_path or Path("the tracking store")), _unreachable_is_one_line(uri), signals_held():
             # "f8_k3_s1 (dvc-20261125T001200-4242)": one name per variant per sweep, never ten runs called f8_k3_s1.
-            handle = Run(mlflow, mlflow.start_run(run_name=f"{run_name} ({run_label()})"), db_path)
-        handle.set_tags(all_tags)
+            active = mlflow.start_run(
+                run_name=f"{run_name} ({run_label()})",
+                tags={key: str(value) for key, value in all_tags.items() if value is not None},
+            )
+            handle = Run(mlflow, active, db_path)
         if params:
             handle.log_params(params)
         yield handle
@@ -417,17 +422,18 @@ def start_run(
         status = "KILLED"
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
-        if handle is not None:
-            handle.end(status)
-        elif mlflow.active_run() is not None:  # a server's run, created before a signal cut start_run short
-            with contextlib.suppress(*tracking_errors()):
-                mlflow.end_run(status=status)
+        try:
+            # A signal here would leave the run to MLflow's exit hook, which ends it FINISHED.
+            with signals_held():
+                if handle is not None:
+                    handle.end(status)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _held(db_path: Path | None) -> contextlib.AbstractContextManager[None]:
     """`signals_held` for a sqlite store, whose writes must not be cut in half; nothing for a server, whose
-    database finishes a request whatever happens to the client."""
+    database finishes a request whatever happens to the client (so Ctrl-C is not kept waiting on a slow one)."""
     return signals_held() if db_path is not None else contextlib.nullcontext()
 
 
