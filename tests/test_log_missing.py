@@ -3,6 +3,8 @@ stage's DVC outputs; the runs of the other tracked stages are rebuilt from their
 
 import json
 import shlex
+import subprocess
+import sys
 
 import pytest
 
@@ -91,6 +93,17 @@ def test_a_replay_equals_the_run_logged_live(tmp_path, tiny_npz, mlflow_uri, mon
     assert {step.step: step.value for step in client.get_metric_history(replayed_id, "loss")} == live_history
     for key in ("test_accuracy", "test_loss", "test_accuracy_ci95_low", "test_accuracy_ci95_high"):
         assert replayed.data.metrics[key] == pytest.approx(live.data.metrics[key], abs=1e-4), key
+
+    # The replay is built from files alone: no Keras or TensorFlow (seconds of start and their log noise).
+    script = (
+        "import sys\n"
+        "from filterlab import log_missing\n"
+        "from filterlab.config.params import read_params\n"
+        f"log_missing.replays('train@4-5-2', {_command(argv)!r}, read_params({str(params)!r}))\n"
+        "print(sorted(name for name in ('tensorflow', 'keras') if name in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_missing_outputs_and_untracked_stages_are_one_line(tmp_path, tiny_npz, params_file):
