@@ -38,7 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 REPO = Path(__file__).resolve().parents[1]
 
-from measure import merge_into
+from measure import machine, merge_into
 from overhead import copy_repo, noop_repro, stage_env  # benchmarks/ is not a package: its siblings by name
 
 STAGE_LINE = re.compile(r"^Running stage '([^']+)'")
@@ -250,6 +250,15 @@ def compared(now: dict, before: dict) -> dict:
     }
 
 
+def stage_machine(repo: Path) -> dict:
+    """The machine record (CPU family, model and caches tell apart two runs' last digits), with the thread pools
+    the stages use (`train.threads`), not this process's."""
+    import yaml
+
+    threads = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))["train"]["threads"]
+    return machine(threads) | {"tf_threads": {"intra_op": threads, "inter_op": threads}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "benchmarks.json")
@@ -266,7 +275,7 @@ def main() -> None:
     against = commit(REPO, args.against) if args.against else None  # a typo fails now, not after the first run
     if args.keep is not None and args.keep.exists():
         parser.error(f"--keep {args.keep}: already exists; name a new folder")
-    result = measure(REPO, args.repeats, keep=args.keep)
+    result = measure(REPO, args.repeats, keep=args.keep) | {"machine": stage_machine(REPO)}
     extra = {}
     if against:
         before = measure(REPO, args.repeats, against)
